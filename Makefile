@@ -1,0 +1,86 @@
+# Flask Streaming Patterns: build the site, run every gate.
+#
+#   make html      build the site into _build/html (creates .venv on first use)
+#   make test      every gate: -W -n build, lint, Sybil examples, tests, coverage
+#
+# Any other target is passed to sphinx-build -M (sphinx-quickstart style).
+
+PYTHON      ?= python3
+VENV        ?= .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed-from-lock
+SPHINXOPTS  ?=
+SPHINXBUILD ?= $(BIN)/sphinx-build
+SOURCEDIR   := docs
+BUILDDIR    := _build
+PORT        ?= 8000
+LIVEOPTS    ?=
+PYTEST_ARGS ?=
+LINT_PATHS  := snippets tests bench conf.py conftest.py docs/_intersphinx
+
+.PHONY: help venv html livehtml test doctest lint format bench inventories lock clean Makefile
+
+help: $(STAMP)
+	@$(SPHINXBUILD) -M help "$(SOURCEDIR)" "$(BUILDDIR)" -c . $(SPHINXOPTS) $(O)
+	@echo
+	@echo "Project targets:"
+	@echo "  html         build the site with -W -n (zero warnings, zero broken references)"
+	@echo "  livehtml     serve the site on PORT=$(PORT), rebuilding when docs/, snippets/ or conf.py change"
+	@echo "  test         every gate: the -W build, lint, Sybil examples, tests, 100% coverage"
+	@echo "  doctest      only the examples on the pages and in snippet docstrings (Sybil)"
+	@echo "  lint         ruff check, ruff format --check, sphinx-lint"
+	@echo "  bench        run the benchmarks and refresh the Performance page's data"
+	@echo "  inventories  rebuild docs/_intersphinx/*.inv (needs python3.11-doc)"
+	@echo "  lock         recompile requirements-docs.txt from requirements-docs.in"
+	@echo "  clean        remove _build and caches (keeps .venv)"
+
+# The virtual environment: created from the lock on first use, refreshed when
+# the lock changes. Every target depends on it, so a machine with Python 3.11+
+# and make needs nothing else.
+venv: $(STAMP)
+$(STAMP): requirements-docs.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-docs.txt
+	@touch $@
+
+html: $(STAMP)
+	$(SPHINXBUILD) -M html "$(SOURCEDIR)" "$(BUILDDIR)" -c . -W -n --keep-going $(SPHINXOPTS) $(O)
+
+livehtml: $(STAMP)
+	$(BIN)/sphinx-autobuild "$(SOURCEDIR)" "$(BUILDDIR)/html" -c . -n --port $(PORT) \
+		--watch snippets --watch conf.py --ignore "*/__pycache__/*" --ignore "*.pyc" \
+		$(LIVEOPTS) $(SPHINXOPTS) $(O)
+
+test: html lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+doctest: $(STAMP)
+	$(BIN)/python -m pytest docs snippets --no-cov $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/sphinx-lint docs README.md
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+inventories: $(STAMP)
+	$(BIN)/python docs/_intersphinx/build_inventories.py
+
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --generate-hashes --python-version 3.11 requirements-docs.in -o requirements-docs.txt
+
+clean:
+	rm -rf "$(BUILDDIR)" .pytest_cache .ruff_cache .coverage .coverage.*
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+# Everything else goes to Sphinx: make dirhtml, make linkcheck, ...
+%: $(STAMP)
+	@$(SPHINXBUILD) -M $@ "$(SOURCEDIR)" "$(BUILDDIR)" -c . $(SPHINXOPTS) $(O)

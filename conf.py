@@ -1,0 +1,69 @@
+"""Sphinx configuration. The pages live in docs/; this file is at the root.
+
+Run from the root with ``sphinx-build -c . docs _build/html`` (the Makefile
+does this).
+"""
+
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+INVENTORIES = ROOT / "docs" / "_intersphinx"
+
+project = "Flask Streaming Patterns"
+author = "The Flask Streaming Patterns team"
+copyright = "2026, " + author
+
+# Read from the installed packages, so the note cannot drift from the lock.
+FLASK_VERSION = version("flask")
+WERKZEUG_VERSION = version("werkzeug")
+JINJA_VERSION = version("jinja2")
+VERIFIED = f"Flask {FLASK_VERSION}, Werkzeug {WERKZEUG_VERSION}, Jinja {JINJA_VERSION}"
+
+extensions = [
+    "sphinx.ext.intersphinx",
+    "sphinx_copybutton",
+    "sphinx_design",
+]
+
+exclude_patterns = ["_intersphinx", "**/_data"]
+nitpicky = True
+default_role = "code"
+highlight_language = "none"
+
+rst_epilog = f"""
+.. |flask_version| replace:: {FLASK_VERSION}
+.. |werkzeug_version| replace:: {WERKZEUG_VERSION}
+.. |jinja_version| replace:: {JINJA_VERSION}
+.. |verified| replace:: {VERIFIED}
+"""
+
+# Offline cross-references: each inventory is committed (make inventories),
+# the links still point at the official sites.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3.11/", str(INVENTORIES / "python.inv")),
+    "flask": (
+        "https://flask.palletsprojects.com/en/stable/",
+        str(INVENTORIES / "flask.inv"),
+    ),
+    "werkzeug": (
+        "https://werkzeug.palletsprojects.com/en/stable/",
+        str(INVENTORIES / "werkzeug.inv"),
+    ),
+    "jinja": (
+        "https://jinja.palletsprojects.com/en/stable/",
+        str(INVENTORIES / "jinja.inv"),
+    ),
+}
+
+html_theme = "furo"
+html_title = project
+html_theme_options = {
+    "announcement": f"Every example on this site runs in CI against {VERIFIED}.",
+}
+
+# Copy code without ">>> " / "... " prompts and without output lines.
+copybutton_prompt_text = r">>> |\.\.\. "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_remove_prompts = True

@@ -1,0 +1,209 @@
+"""Real servers on 127.0.0.1 for the live, proxy and browser tiers.
+
+Each launcher is a context manager that starts the server on a free port,
+waits until it accepts connections, yields its base URL (or port), and stops
+it cleanly. A server that cannot start raises ``ServerDidNotStart`` with its
+own output, so a broken live tier fails loudly instead of hanging.
+
+Binaries that come from the system (nginx, redis-server, chromium) go through
+:func:`require_binary`: on a developer's machine a missing one skips the test
+with a reason; in CI (``FSP_STRICT=1``, set by ``.ci/run``) it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+STRICT = os.environ.get("FSP_STRICT") == "1"
+START_TIMEOUT = 20.0
+
+
+class ServerDidNotStart(RuntimeError):
+    pass
+
+
+def require_binary(name: str, *candidates: str) -> str:
+    """Return the path of a system binary, or skip (fail in CI) without it."""
+    for candidate in (name, *candidates):
+        found = shutil.which(candidate) or (
+            candidate if os.access(candidate, os.X_OK) else None
+        )
+        if found:
+            return found
+    reason = f"{name} is not installed (apt-get install {name}; .ci/run does)"
+    if STRICT:
+        pytest.fail(f"FSP_STRICT=1 and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServerDidNotStart(f"exited with {proc.returncode}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        time.sleep(0.05)
+    raise ServerDidNotStart(f"nothing listened on port {port}")
+
+
+@contextlib.contextmanager
+def werkzeug_server(app, *, threaded: bool = True) -> Iterator[str]:
+    """Werkzeug's development server in a thread, on an ephemeral port.
+
+    ``threaded=True`` is what ``flask run`` uses: HTTP/1.1 and chunked bodies.
+    """
+    # A fresh handler class each time: a threaded server sets protocol_version
+    # on the handler *class*, which would leak HTTP/1.1 into later servers.
+    handler = type("Handler", (WSGIRequestHandler,), {})
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=threaded, request_handler=handler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def process_server(
+    argv: list[str], port: int, *, env: dict | None = None, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen]:
+    """Run a server command, wait for its port, stop it with SIGTERM."""
+    log = tempfile.TemporaryFile(mode="w+")
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), full_env.get("PYTHONPATH")])
+    )
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT
+    )
+    proc.log = log  # type: ignore[attr-defined]  # tests may read what it said
+    try:
+        try:
+            wait_for_port(port, proc)
+        except ServerDidNotStart as exc:
+            log.seek(0)
+            raise ServerDidNotStart(
+                f"{' '.join(argv)}: {exc}\n--- its output ---\n{log.read()}"
+            ) from None
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def read_log(proc: subprocess.Popen) -> str:
+    proc.log.flush()  # type: ignore[attr-defined]
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    return proc.log.read()  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def gunicorn(
+    target: str, *, worker_class: str = "sync", args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn serving ``target`` ("snippets.name:app"); yields (url, process)."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        "--worker-class", worker_class, "--workers", "1",
+        "--graceful-timeout", "2", *args, target,
+    ]  # fmt: skip
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def waitress(target: str, *, args: tuple[str, ...] = ()) -> Iterator[str]:
+    """waitress serving ``target``; yields its base URL."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}",
+        *args, target,
+    ]  # fmt: skip
+    with process_server(argv, port):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway redis-server with no persistence; yields its redis:// URL."""
+    binary = require_binary("redis-server")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [
+            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", tmp,
+        ]  # fmt: skip
+        with process_server(argv, port):
+            yield f"redis://127.0.0.1:{port}/0"
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        {server}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(server_block: str) -> Iterator[str]:
+    """Debian's nginx, unprivileged on loopback, with ``server_block`` inside
+    its ``server {}``; every temp, pid and log path is in a temporary folder.
+    Yields the base URL."""
+    binary = require_binary("nginx", "/usr/sbin/nginx")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, server=server_block))
+        argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
+        with process_server(argv, port):
+            yield f"http://127.0.0.1:{port}"
