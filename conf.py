@@ -4,7 +4,7 @@ Run from the root with ``sphinx-build -c . docs _build/html`` (the Makefile
 does this).
 """
 
-from importlib.metadata import version
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -15,9 +15,10 @@ author = "The Flask Streaming Patterns team"
 copyright = "2026, " + author
 
 # Read from the installed packages, so the note cannot drift from the lock.
-FLASK_VERSION = version("flask")
-WERKZEUG_VERSION = version("werkzeug")
-JINJA_VERSION = version("jinja2")
+FLASK_VERSION = metadata.version("flask")
+WERKZEUG_VERSION = metadata.version("werkzeug")
+JINJA_VERSION = metadata.version("jinja2")
+version = release = FLASK_VERSION  # the site documents this Flask release
 VERIFIED = f"Flask {FLASK_VERSION}, Werkzeug {WERKZEUG_VERSION}, Jinja {JINJA_VERSION}"
 
 extensions = [

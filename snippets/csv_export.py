@@ -20,7 +20,7 @@ def fetch_rows(count):
     >>> next(fetch_rows(1))
     (1, 'Ada, Countess', 'said "hi"\\nthen left', 10.5)
     """
-    notes = ['said "hi"\nthen left', "=HYPERLINK(\"http://x\")", "plain", "@SUM(A1)"]
+    notes = ['said "hi"\nthen left', '=HYPERLINK("http://x")', "plain", "@SUM(A1)"]
     for i in range(1, count + 1):
         yield i, "Ada, Countess", notes[(i - 1) % len(notes)], i * 10.5
 

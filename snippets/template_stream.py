@@ -1,7 +1,14 @@
 """Streaming templates: the page goes out while the template renders."""
 
-from flask import Flask, Response, abort, request, stream_template
-from flask import stream_template_string, stream_with_context
+from flask import (
+    Flask,
+    Response,
+    abort,
+    request,
+    stream_template,
+    stream_template_string,
+    stream_with_context,
+)
 
 app = Flask(__name__)
 

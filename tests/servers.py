@@ -96,7 +96,7 @@ def process_server(
     argv: list[str], port: int, *, env: dict | None = None, cwd: Path = ROOT
 ) -> Iterator[subprocess.Popen]:
     """Run a server command, wait for its port, stop it with SIGTERM."""
-    log = tempfile.TemporaryFile(mode="w+")
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed in finally
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), full_env.get("PYTHONPATH")])

@@ -24,7 +24,8 @@ SNIPPETS = ROOT / "snippets"
 
 SKIPPED_LANGUAGES = {"py", "py3", "python3", "pycon", "ipython", "pytb", "default"}
 DIRECTIVE = re.compile(
-    r"^(?P<indent>[ \t]*)\.\. (?P<name>code-block|code|sourcecode)::[ \t]*(?P<lang>\S*)",
+    r"^(?P<indent>[ \t]*)\.\. (?P<name>code-block|code|sourcecode)::"
+    r"[ \t]*(?P<lang>\S*)",
     re.MULTILINE,
 )
 INCLUDE = re.compile(r"^\s*\.\. literalinclude::\s*/\.\./snippets/(\S+\.py)\s*$", re.M)

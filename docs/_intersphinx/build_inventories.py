@@ -27,8 +27,19 @@ PYTHON_INV = Path("/usr/share/doc/python3.11/html/objects.inv")
 def build_pallets(work: Path, dist: str, project: str) -> None:
     pinned = version(dist)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-         "--no-binary", ":all:", f"{dist}=={pinned}", "-d", str(work)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"{dist}=={pinned}",
+            "-d",
+            str(work),
+        ],
         check=True,
     )
     with tarfile.open(next(work.glob(f"{dist}-{pinned}.tar.gz"))) as sdist:
@@ -36,10 +47,27 @@ def build_pallets(work: Path, dist: str, project: str) -> None:
     docs = work / f"{dist}-{pinned}" / "docs"
     out = work / f"{dist}-html"
     subprocess.run(
-        [sys.executable, "-m", "sphinx", "-b", "dirhtml", "-q", "-C",
-         "-D", "extensions=sphinx.ext.autodoc", "-D", "default_role=code",
-         "-D", f"project={project}", "-D", f"version={pinned}",
-         "-D", f"release={pinned}", str(docs), str(out)],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-b",
+            "dirhtml",
+            "-q",
+            "-C",
+            "-D",
+            "extensions=sphinx.ext.autodoc",
+            "-D",
+            "default_role=code",
+            "-D",
+            f"project={project}",
+            "-D",
+            f"version={pinned}",
+            "-D",
+            f"release={pinned}",
+            str(docs),
+            str(out),
+        ],
         check=True,
         stderr=subprocess.DEVNULL,  # unknown Pallets directives: irrelevant here
     )

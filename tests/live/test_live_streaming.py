@@ -77,6 +77,7 @@ def test_first_chunk_arrives_before_generator_finishes(live_server):
     sock, reader = raw_get(live_server(app), "/")
     with sock, reader:
         status, headers = read_head(reader)
+        assert status == "HTTP/1.1 200 OK"
         assert headers["transfer-encoding"] == "chunked"
         assert read_chunk(reader) == b"first\n"
         assert produced == ["first"]  # the last chunk does not exist yet
