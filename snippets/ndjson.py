@@ -1,0 +1,123 @@
+"""NDJSON and a streamed JSON array: one record at a time, valid either way."""
+
+import codecs
+import json
+
+from flask import Flask, Response, abort, request
+
+app = Flask(__name__)
+
+MAX_COUNT = 100_000
+
+
+def records(count):
+    """Stand-in for a query; the notes hold a newline, an accent and U+2028.
+
+    >>> next(records(1))
+    {'id': 1, 'name': 'Zoë', 'note': 'line one\\nline two\\u2028end'}
+    """
+    for i in range(1, count + 1):
+        yield {"id": i, "name": "Zoë", "note": "line one\nline two\u2028end"}
+
+
+def parse_count():
+    raw = request.args.get("count", "3")
+    # isascii(): isdecimal() alone accepts "٣" (ARABIC-INDIC DIGIT THREE).
+    if not (raw.isascii() and raw.isdecimal()) or int(raw) > MAX_COUNT:
+        abort(400, f"count must be a whole number from 0 to {MAX_COUNT:,}")
+    return int(raw)
+
+
+# [dumps]
+def dumps(record):
+    # Compact, and UTF-8 as it is: JSON text is UTF-8 (RFC 8259), so "ë" needs
+    # no \u00eb escape. json.dumps always escapes "\n" inside strings, so one
+    # record is always one line.
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+# [dumps-end]
+
+
+# [ndjson]
+@app.get("/items.ndjson")
+def items_ndjson():
+    count = parse_count()
+
+    def generate():
+        for record in records(count):
+            yield dumps(record) + "\n"
+
+    return Response(generate(), mimetype="application/x-ndjson")
+
+
+# [ndjson-end]
+
+
+# [array]
+@app.get("/items.json")
+def items_json():
+    count = parse_count()
+
+    def generate():
+        yield "["
+        for index, record in enumerate(records(count)):
+            yield ("," if index else "") + dumps(record)
+        yield "]"
+
+    return Response(generate(), mimetype="application/json")
+
+
+# [array-end]
+
+
+# [read-ndjson]
+def iter_ndjson(chunks):
+    """Yield each record of an NDJSON body as soon as its line is complete."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        # Split bytes on b"\n" only: str.splitlines() would also split on the
+        # raw U+2028 that ensure_ascii=False leaves inside a string.
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+    if buffer.strip():
+        yield json.loads(buffer)
+
+
+# [read-ndjson-end]
+
+
+# [read-array]
+def iter_json_array(chunks):
+    """Yield the elements of a JSON array as its bytes arrive."""
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")()  # a chunk may split "ë"
+    text, opened = "", False
+    for chunk in chunks:
+        text += utf8.decode(chunk)
+        while text := text.lstrip():
+            if not opened:
+                if text[0] != "[":
+                    raise ValueError("the body is not a JSON array")
+                text, opened = text[1:], True
+                continue
+            if text[0] == "]":
+                return
+            try:
+                value, end = decoder.raw_decode(text)
+            except json.JSONDecodeError:
+                break  # an element cut in two: wait for the next chunk
+            rest = text[end:].lstrip()
+            if not rest:
+                break  # "12" could still become "123"
+            if rest[0] not in ",]":
+                raise ValueError(f"expected ',' or ']', got {rest[0]!r}")
+            yield value
+            text = rest[1:] if rest[0] == "," else rest
+    raise ValueError("the JSON array is incomplete")
+
+
+# [read-array-end]

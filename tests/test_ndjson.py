@@ -1,0 +1,53 @@
+"""formats/ndjson: the readers agree with json.loads on any chunk boundaries."""
+
+import json
+import random
+
+import pytest
+
+from snippets.ndjson import app, iter_json_array, iter_ndjson
+
+
+def random_pieces(body, seed):
+    rng = random.Random(seed)
+    pieces, start = [], 0
+    while start < len(body):
+        end = start + rng.randint(1, 17)
+        pieces.append(body[start:end])
+        start = end
+    return pieces
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_array_reader_matches_json_loads_on_random_chunks(seed):
+    body = app.test_client().get("/items.json?count=25").data
+    assert list(iter_json_array(random_pieces(body, seed))) == json.loads(body)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_ndjson_reader_matches_line_by_line_on_random_chunks(seed):
+    body = app.test_client().get("/items.ndjson?count=25").data
+    expected = [json.loads(line) for line in body.split(b"\n") if line]
+    assert list(iter_ndjson(random_pieces(body, seed))) == expected
+
+
+def test_streamed_array_is_valid_json_for_every_count_up_to_five():
+    client = app.test_client()
+    for count in range(6):
+        body = client.get(f"/items.json?count={count}").data
+        assert len(json.loads(body)) == count
+
+
+def test_u2028_stays_inside_its_ndjson_record():
+    body = app.test_client().get("/items.ndjson?count=2").data
+    assert "\u2028".encode() in body
+    assert body.count(b"\n") == 2  # one per record, none from the values
+    assert len(body.decode().splitlines()) == 4  # the trap the reader avoids
+
+
+@pytest.mark.parametrize("count", ["", "-1", "1e3", "100001", "٣"])
+def test_bad_count_is_a_400_before_streaming(count):
+    for path in ("/items.ndjson", "/items.json"):
+        response = app.test_client().get(f"{path}?count={count}")
+        assert response.status_code == 400
+        assert b"count must be a whole number" in response.data
