@@ -1,0 +1,96 @@
+"""Sessions and streamed responses: proof for docs/state/sessions.rst."""
+
+from werkzeug.test import EnvironBuilder
+
+from snippets.session_stream import app, server_side_app
+
+
+def test_view_session_change_is_saved():
+    client = app.test_client()
+    response = client.get("/saved")
+    assert response.get_data() == b"export started\n"
+    assert response.headers["Set-Cookie"].startswith("session=")
+    assert client.get("/session").json == {"exports": 1}
+
+
+def test_generator_session_change_is_lost():
+    client = app.test_client()
+    response = client.get("/lost")
+    assert response.get_data() == b"working\ndone\n"  # the generator ran to the end
+    assert "Set-Cookie" not in response.headers
+    assert client.get_cookie("session") is None  # nothing was ever stored
+    assert client.get("/session").json == {}
+
+
+def test_hook_runs_before_first_body_byte():
+    """At the WSGI level: the server receives the status and the headers,
+    including the cookie the hook wrote, before it asks for any body byte."""
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["headers"] = dict(headers)
+
+    environ = EnvironBuilder(path="/hook").get_environ()
+    body = app(environ, start_response)
+    try:
+        assert "session=" in seen["headers"]["Set-Cookie"]  # before next(body)
+        assert next(iter(body)) == b"the hook has already run: True\n"
+    finally:
+        body.close()
+
+
+def test_session_read_only_in_generator_has_no_vary_cookie():
+    client = app.test_client()
+    client.get("/saved")
+    late, early = client.get("/greet-late"), client.get("/greet")
+    assert late.get_data() == early.get_data() == b"exports so far: 1\n"
+    assert "Vary" not in late.headers
+    assert early.headers["Vary"] == "Cookie"
+
+
+def test_report_outcome_survives_in_server_side_store():
+    client = app.test_client()
+    assert client.get("/report?lines=3").get_data().count(b"\n") == 3
+    assert client.get("/report/last").json["state"] == "complete: 3 lines"
+
+
+def test_report_closed_early_records_where_it_stopped():
+    client = app.test_client()
+    response = client.get("/report?lines=50")
+    body = iter(response.response)
+    assert [next(body), next(body)] == [b"line 1\n", b"line 2\n"]
+    response.close()
+    assert client.get("/report/last").json["state"] == "stopped at line 2"
+
+
+def test_report_rejects_bad_line_counts():
+    client = app.test_client()
+    for bad in ("0", "-1", "1001", "ten", ""):
+        response = client.get(f"/report?lines={bad}")
+        assert response.status_code == 400, bad
+        assert b"lines must be a whole number from 1 to 1000" in response.data
+    assert client.get_cookie("session") is None  # rejected before any change
+
+
+def test_unknown_report_id_is_404():
+    client = app.test_client()
+    assert client.get("/report/last").status_code == 404
+    with client.session_transaction() as session:
+        session["run_id"] = "no-such-run"
+    response = client.get("/report/last")
+    assert response.status_code == 404
+    assert b"this report is no longer stored" in response.data
+
+
+def test_server_side_store_is_not_updated_by_generator():
+    client = server_side_app.test_client()
+    client.get("/saved")
+    sid = client.get_cookie("session").value
+    interface = server_side_app.session_interface
+    store = server_side_app.config["SESSION_CACHELIB"]
+    key = interface.key_prefix + sid
+    assert store.get(key) == {"_permanent": True, "exports": 1}
+    assert client.get("/lost").get_data() == b"working\ndone\n"
+    assert store.get(key) == {"_permanent": True, "exports": 1}  # no "finished"
+    client.get("/hook")
+    assert store.get(key)["hooked"] is True  # a hook's change is stored
