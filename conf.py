@@ -7,6 +7,8 @@ does this).
 from importlib import metadata
 from pathlib import Path
 
+from sphinx.directives.code import LiteralIncludeReader
+
 ROOT = Path(__file__).resolve().parent
 INVENTORIES = ROOT / "docs" / "_intersphinx"
 
@@ -30,7 +32,7 @@ extensions = [
 exclude_patterns = ["_intersphinx", "**/_data"]
 nitpicky = True
 default_role = "code"
-highlight_language = "none"
+highlight_language = "python"
 
 rst_epilog = f"""
 .. |flask_version| replace:: {FLASK_VERSION}
@@ -68,3 +70,14 @@ copybutton_prompt_text = r">>> |\.\.\. "
 copybutton_prompt_is_regexp = True
 copybutton_only_copy_prompt_lines = True
 copybutton_remove_prompts = True
+
+
+def _trim_region(self, location=None):
+    """Drop the blank lines that ruff keeps before a ``# [name-end]`` marker,
+    so a region shown with :start-after:/:end-before: ends at its code."""
+    text, lines = _read(self, location)
+    return text.rstrip("\n") + "\n", lines
+
+
+_read = LiteralIncludeReader.read
+LiteralIncludeReader.read = _trim_region
