@@ -1,0 +1,144 @@
+"""Jobs whose progress lives in a store: proof for docs/state/jobs.rst."""
+
+import json
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+from flask import Flask, session
+
+from snippets import job_progress
+from snippets.job_progress import SqliteJobs, app
+from tests.servers import ROOT, free_port, process_server
+
+
+@pytest.fixture
+def client():
+    return app.test_client()
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """The app's store, in a file of this test's own."""
+    monkeypatch.setitem(app.config, "JOBS_DB", str(tmp_path / "jobs.sqlite3"))
+    return job_progress.jobs()
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({}, "steps must be a whole number from 1 to 1000"),
+        ({"steps": "0"}, "steps must be a whole number from 1 to 1000"),
+        ({"steps": "1001"}, "steps must be a whole number from 1 to 1000"),
+        ({"steps": "-3"}, "steps must be a whole number from 1 to 1000"),
+        ({"steps": "2.5"}, "steps must be a whole number from 1 to 1000"),
+        ({"steps": "3", "fail_at": ""}, "fail_at must be a whole number from 1 to 3"),
+        ({"steps": "3", "fail_at": "4"}, "fail_at must be a whole number from 1 to 3"),
+    ],
+)
+def test_start_refuses_bad_input_with_400(client, form, message):
+    response = client.post("/jobs", data=form)
+    assert response.status_code == 400
+    assert message in response.text
+
+
+def test_unknown_job_is_404_for_status_and_events(client):
+    for url in ("/jobs/nope", "/jobs/nope/events"):
+        response = client.get(url)
+        assert response.status_code == 404
+        assert "no job with id &#39;nope&#39;" in response.text
+
+
+def test_idle_stream_sends_heartbeat_comments(client, store, monkeypatch):
+    """A queued job that nothing runs: the stream keeps writing comments, and
+    those writes are how a server finds out that the client has gone."""
+    monkeypatch.setattr(job_progress, "HEARTBEAT_SECONDS", 0)
+    monkeypatch.setattr(job_progress, "POLL_SECONDS", 0.01)
+    store.add("stuck", state="queued", done=0, total=3)
+    response = client.get("/jobs/stuck/events")
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"id: 1\n")
+    assert next(chunks) == b": still working\n\n"
+    assert next(chunks) == b": still working\n\n"
+    response.close()  # the client leaves: the generator is closed
+
+
+def test_stream_reads_events_written_by_another_process(client, store, tmp_path):
+    """The SQLite store is a file: a process other than the web app's (another
+    gunicorn worker, a script) writes events the stream then sends."""
+    code = (
+        "import sys; from snippets.job_progress import SqliteJobs\n"
+        "jobs = SqliteJobs(sys.argv[1])\n"
+        "jobs.add('elsewhere', state='queued', done=0, total=1)\n"
+        "jobs.add('elsewhere', state='finished', done=1, total=1, result=1)\n"
+    )
+    argv = [sys.executable, "-c", code, store.path]
+    subprocess.run(argv, cwd=ROOT, check=True, timeout=60)
+    body = client.get("/jobs/elsewhere/events").text
+    assert body.endswith(
+        'id: 2\ndata: {"state": "finished", "done": 1, "total": 1, "result": 1}\n\n'
+    )
+
+
+def test_thread_changing_the_session_changes_nothing():
+    """The view hands the live session object to a thread. The response (and
+    its Set-Cookie) is complete before the thread changes it: lost."""
+    demo = Flask(__name__)
+    demo.secret_key = "test only"
+    response_sent, thread_done = threading.Event(), threading.Event()
+
+    def background(user_session):
+        assert response_sent.wait(timeout=10)
+        user_session["plan"] = "pro"
+        thread_done.set()
+
+    @demo.post("/start")
+    def start():
+        session["plan"] = "free"  # a change in the view: saved
+        args = (session._get_current_object(),)
+        threading.Thread(target=background, args=args).start()
+        return "started"
+
+    @demo.get("/plan")
+    def plan():
+        return session["plan"]
+
+    client = demo.test_client()
+    client.post("/start")
+    cookie = client.get_cookie("session").value
+    response_sent.set()
+    assert thread_done.wait(timeout=10)
+    assert client.get("/plan").text == "free"
+    assert client.get_cookie("session").value == cookie
+
+
+@pytest.mark.live
+def test_thread_job_dies_with_its_process(tmp_path):
+    """flask run with the thread variant: stop the server mid-job and the job
+    stops with it; its last event stays "running", even after a restart."""
+    db = str(tmp_path / "jobs.sqlite3")
+    env = {"JOBS_DB": db, "JOB_STEP_SECONDS": "0.05", "REDIS_URL": ""}
+
+    def flask_run():
+        port = free_port()
+        argv = [sys.executable, "-m", "flask", "--app", "snippets.job_progress"]
+        argv += ["run", "--port", str(port)]
+        return process_server(argv, port, env=env), f"http://127.0.0.1:{port}"
+
+    server, url = flask_run()
+    with server, httpx.Client(base_url=url, timeout=30) as http:
+        job = http.post("/jobs", data={"steps": "1000"}).json()
+        with http.stream("GET", job["events"]) as response:
+            for line in response.iter_lines():
+                if line == "id: 3":
+                    break
+    # The server process has exited: nothing can write for this job any more.
+    last = json.loads(SqliteJobs(db).events(job["id"])[-1][1])
+    assert last["state"] == "running"
+    assert last["done"] < 1000
+
+    server, url = flask_run()
+    with server, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get(job["status"]).json() == last
