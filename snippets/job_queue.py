@@ -13,7 +13,11 @@ import json
 from redis import Redis
 from rq import Queue, get_current_job
 
-from snippets.job_progress import run_job
+# The same app: `flask --app snippets.job_queue run` serves job_progress's views,
+# and REDIS_URL decides the store there.
+from snippets.job_progress import app, run_job
+
+__all__ = ["RedisJobs", "app", "queued_job"]
 
 EXPIRE_SECONDS = 24 * 60 * 60  # Redis forgets a job a day after its last event
 
