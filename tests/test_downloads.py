@@ -1,0 +1,287 @@
+"""In-process proof for files/downloads: send_file against a hand-made stream."""
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
+from werkzeug.exceptions import NotFound
+from werkzeug.test import EnvironBuilder
+from werkzeug.wsgi import FileWrapper
+
+import snippets.downloads as downloads
+from snippets.downloads import app
+
+ALPHABET = b"abcdefghijklmnopqrstuvwxyz\n"
+
+
+@pytest.fixture
+def client():
+    return app.test_client()
+
+
+def wsgi_body(path, **kwargs):
+    """Call the app as a server would; return the body iterable it gets back."""
+    environ = EnvironBuilder(path, **kwargs).get_environ()
+    return app(environ, lambda status, headers: None)
+
+
+def reported_path(response):
+    name = re.search(r"filename=(\S+)", response.headers["Content-Disposition"])[1]
+    return Path(tempfile.gettempdir()) / name
+
+
+@pytest.fixture
+def made_reports(monkeypatch):
+    """Record the path of every report the snippet writes (and remove leftovers)."""
+    made = []
+    original = downloads.make_report
+
+    def recording(rows):
+        made.append(Path(original(rows)))
+        return str(made[-1])
+
+    monkeypatch.setattr(downloads, "make_report", recording)
+    yield made
+    for path in made:
+        path.unlink(missing_ok=True)
+
+
+# --- send_from_directory --------------------------------------------------------
+
+
+def test_send_file_sets_length_etag_and_last_modified(client):
+    response = client.get("/files/alphabet.txt")
+    assert response.data == ALPHABET
+    assert response.content_length == len(ALPHABET)
+    assert response.headers["ETag"].startswith('"')
+    assert response.last_modified is not None
+    assert response.headers["Accept-Ranges"] == "bytes"
+
+
+@pytest.mark.parametrize("header", ["If-None-Match", "If-Modified-Since"])
+def test_conditional_request_gets_304_without_body(client, header):
+    first = client.get("/files/alphabet.txt")
+    source = "ETag" if header == "If-None-Match" else "Last-Modified"
+    response = client.get(
+        "/files/alphabet.txt", headers={header: first.headers[source]}
+    )
+    assert response.status_code == 304
+    assert response.data == b""
+
+
+def test_range_gets_206_with_content_range(client):
+    response = client.get("/files/alphabet.txt", headers={"Range": "bytes=0-4"})
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == "bytes 0-4/27"
+    assert response.content_length == 5
+    assert response.data == b"abcde"
+
+
+@pytest.mark.parametrize("value", ["bytes=100-", "bytes=abc", "bytes=0-1,3-4"])
+def test_unsatisfiable_or_bad_range_gets_416(client, value):
+    response = client.get("/files/alphabet.txt", headers={"Range": value})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */27"
+
+
+def test_if_range_matching_gives_206_stale_gives_full_200(client):
+    etag = client.get("/files/alphabet.txt").headers["ETag"]
+    headers = {"Range": "bytes=2-5", "If-Range": etag}
+    assert client.get("/files/alphabet.txt", headers=headers).data == b"cdef"
+    headers["If-Range"] = '"an-older-version"'
+    response = client.get("/files/alphabet.txt", headers=headers)
+    assert response.status_code == 200
+    assert response.data == ALPHABET
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/../downloads.py",
+        "/files/%2e%2e/downloads.py",
+        "/files/%2E%2E/%2E%2E/pyproject.toml",
+        "/files/..%2fdownloads.py",
+        "/files//etc/passwd",
+        "/files/%2Fetc%2Fpasswd",
+        "/files/missing.txt",
+        "/chunks/../downloads.py",
+        "/chunks//etc/passwd",
+        "/protected/../downloads.py",
+    ],
+)
+def test_traversal_and_absolute_paths_get_404(client, path):
+    headers = {"Authorization": "Bearer let-me-in"}
+    response = client.get(path, headers=headers, follow_redirects=True)
+    assert response.status_code == 404
+
+
+def test_absolute_name_is_refused_even_without_the_slash_merge():
+    """Werkzeug merges '//' (308) before the view runs; called directly, the
+    view still refuses an absolute name."""
+    with app.test_request_context(), pytest.raises(NotFound):
+        downloads.download("/etc/passwd")
+
+
+# --- what the server receives ---------------------------------------------------
+
+
+def test_body_is_the_servers_file_wrapper():
+    """Without wsgi.file_wrapper, Werkzeug's own; with gunicorn's, gunicorn's,
+    which is what makes its worker call socket.sendfile()."""
+    body = wsgi_body("/files/alphabet.txt")
+    assert type(body) is FileWrapper
+    body.close()
+    body = wsgi_body(
+        "/files/alphabet.txt",
+        environ_overrides={"wsgi.file_wrapper": GunicornFileWrapper},
+    )
+    assert type(body) is GunicornFileWrapper
+    body.close()
+
+
+def test_range_body_is_not_a_file_wrapper():
+    """A 206 body is Werkzeug's _RangeWrapper: a server cannot sendfile it."""
+    body = wsgi_body(
+        "/files/alphabet.txt",
+        headers={"Range": "bytes=0-1"},
+        environ_overrides={"wsgi.file_wrapper": GunicornFileWrapper},
+    )
+    assert not isinstance(body, GunicornFileWrapper)
+    assert b"".join(body) == b"ab"
+    body.close()
+
+
+# --- call_on_close and temporary files ------------------------------------------
+
+
+def test_call_on_close_does_not_run_after_send_file(client):
+    response = client.get("/leaky-report.csv?rows=3")
+    assert response.data == b"1,1\r\n2,4\r\n3,9\r\n"
+    response.close()
+    path = reported_path(response)
+    try:
+        assert path.exists()  # the unlink registered with call_on_close never ran
+    finally:
+        path.unlink()
+
+
+def test_call_on_close_does_not_run_after_a_range_response(client):
+    response = client.get("/leaky-report.csv?rows=3", headers={"Range": "bytes=0-2"})
+    assert response.status_code == 206
+    response.close()
+    path = reported_path(response)
+    try:
+        assert path.exists()
+    finally:
+        path.unlink()
+
+
+def test_call_on_close_runs_for_head(client):
+    """HEAD (and 304, 204, 1xx) bodies are empty: Werkzeug wraps the empty
+    body in a ClosingIterator, which does call the callbacks."""
+    response = client.head("/leaky-report.csv?rows=3")
+    response.close()
+    assert not reported_path(response).exists()
+
+
+def test_call_on_close_runs_for_304(client):
+    response = client.get(
+        "/leaky-report.csv?rows=3",
+        headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    )
+    assert response.status_code == 304
+    response.close()
+    assert not reported_path(response).exists()
+
+
+def test_open_unlink_send_leaves_nothing_and_sends_everything(client, made_reports):
+    response = client.get("/report.csv?rows=1000")
+    # The view has returned; the body is not read yet, and the name is gone.
+    assert not made_reports[0].exists()
+    body = response.get_data()
+    assert len(body) == response.content_length
+    assert body.endswith(b"1000,1000000\r\n")
+    response.close()
+
+
+def test_open_unlink_send_closes_the_file(made_reports):
+    body = wsgi_body("/report.csv?rows=3")
+    assert b"".join(body) == b"1,1\r\n2,4\r\n3,9\r\n"
+    body.close()  # what every WSGI server does when it is done
+    assert body.file.closed
+
+
+def test_failed_report_leaves_no_file(client, monkeypatch):
+    made = []
+
+    def exploding_writer(out):
+        made.append(out.name)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(downloads.csv, "writer", exploding_writer)
+    with pytest.raises(OSError):
+        downloads.make_report(3)
+    assert made and not any(os.path.exists(name) for name in made)
+
+
+@pytest.mark.parametrize("rows", ["0", "-1", "ten", "100001", ""])
+def test_bad_rows_get_400(client, rows):
+    response = client.get(f"/report.csv?rows={rows}")
+    assert response.status_code == 400
+    assert b"rows must be a whole number" in response.data
+
+
+# --- what a hand-written generator loses ----------------------------------------
+
+
+def test_generator_download_has_no_content_length(client):
+    response = client.get("/chunks/alphabet.txt")
+    assert response.is_streamed
+    assert response.content_length is None
+    assert response.data == ALPHABET
+
+
+def test_generator_download_ignores_range(client):
+    response = client.get("/chunks/alphabet.txt", headers={"Range": "bytes=0-4"})
+    assert response.status_code == 200
+    assert response.data == ALPHABET
+
+
+def test_generator_download_has_no_validators_and_no_304(client):
+    etag = client.get("/files/alphabet.txt").headers["ETag"]
+    response = client.get("/chunks/alphabet.txt", headers={"If-None-Match": etag})
+    assert response.status_code == 200
+    assert "ETag" not in response.headers
+    assert "Last-Modified" not in response.headers
+
+
+def test_generator_download_is_not_a_file_wrapper():
+    body = wsgi_body(
+        "/chunks/alphabet.txt",
+        environ_overrides={"wsgi.file_wrapper": GunicornFileWrapper},
+    )
+    assert not isinstance(body, GunicornFileWrapper)
+    assert b"".join(body) == ALPHABET
+    body.close()
+
+
+# --- X-Accel-Redirect --------------------------------------------------------------
+
+
+def test_accel_redirect_needs_a_token(client):
+    response = client.get("/protected/alphabet.txt")
+    assert response.status_code == 403
+    assert b"this file needs a valid token" in response.data
+
+
+def test_accel_redirect_sends_no_body_only_the_header(client):
+    response = client.get(
+        "/protected/alphabet.txt", headers={"Authorization": "Bearer let-me-in"}
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Accel-Redirect"] == "/_protected/alphabet.txt"
+    assert response.data == b""
+    assert "Content-Type" not in response.headers
