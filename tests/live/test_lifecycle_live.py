@@ -1,0 +1,114 @@
+"""Disconnects over a real socket: proof for docs/state/lifecycle.rst.
+
+Each server runs snippets/lifecycle.py. The Werkzeug server runs in this
+process, so the test reads ``EVENTS``; gunicorn runs in another process, so
+the test reads the ``event: ...`` lines that ``app.logger`` wrote to its log.
+"""
+
+import re
+import socket
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+
+from snippets import lifecycle
+from tests.servers import gunicorn, read_log, werkzeug_server
+
+pytestmark = pytest.mark.live
+
+CLEANUP = [
+    "client gone",
+    "generator finally",
+    "teardown_request",
+    "teardown_appcontext",
+    "call_on_close",
+]
+
+
+@contextmanager
+def serve(kind):
+    """Yield (base URL, function returning the events recorded so far)."""
+    if kind == "werkzeug":
+        lifecycle.EVENTS.clear()
+        with werkzeug_server(lifecycle.app) as url:
+            yield url, lambda: list(lifecycle.EVENTS)
+    else:
+        args = ("--threads", "4") if kind == "gthread" else ()
+        with gunicorn("snippets.lifecycle:app", worker_class=kind, args=args) as (
+            url,
+            proc,
+        ):
+            yield url, lambda: re.findall(r"event: (.+)", read_log(proc))
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def open_stream(url, path):
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+    return sock
+
+
+def after_view(events):
+    """The events after the first teardown (the view's), i.e. the body's."""
+    return events[events.index("teardown_appcontext") + 1 :]
+
+
+@pytest.mark.parametrize("kind", ["werkzeug", "sync", "gthread"])
+def test_cleanup_runs_after_disconnect_in_order(kind):
+    with serve(kind) as (url, events):
+        sock = open_stream(url, "/wait?seconds=30&beat=yes")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        assert wait_until(lambda: "body starts" in events(), 10)
+        dropped = time.monotonic()
+        sock.close()
+        assert wait_until(lambda: "call_on_close" in events(), 10), events()
+        noticed_after = time.monotonic() - dropped
+        assert after_view(events()) == ["body starts", *CLEANUP]
+    assert noticed_after < 5  # a heartbeat every 0.05 s; the stream had 30 s
+
+
+@pytest.mark.parametrize("kind", ["werkzeug", "sync", "gthread"])
+def test_empty_yields_never_notice_disconnect(kind):
+    """The generator yields "" for 3 s. The client leaves at once, yet the
+    generator keeps running to its deadline: only then does it write real
+    bytes, and the write that fails (or the one after it) ends it."""
+    with serve(kind) as (url, events):
+        sock = open_stream(url, "/wait?seconds=3&beat=no")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        assert wait_until(lambda: "body starts" in events(), 10)
+        sock.close()
+        dropped = time.monotonic()
+        assert not wait_until(lambda: "generator finally" in events(), 1.5)
+        assert wait_until(lambda: "call_on_close" in events(), 15), events()
+        ended_after = time.monotonic() - dropped
+        assert after_view(events())[0] == "body starts"
+        assert after_view(events())[-4:] == CLEANUP[1:]
+    assert ended_after > 2  # the deadline, not the disconnect, ended it
+
+
+def test_stream_that_completes_has_no_client_gone_event():
+    with serve("werkzeug") as (url, events):
+        sock = open_stream(url, "/wait?seconds=1&beat=yes")
+        with sock, sock.makefile("rb") as reader:
+            body = reader.read()
+        assert body.endswith(b"5\r\ndone\n\r\n0\r\n\r\n")
+        assert wait_until(lambda: "call_on_close" in events(), 10)
+        assert after_view(events()) == [
+            "body starts",
+            "body ends",
+            "generator finally",
+            "teardown_request",
+            "teardown_appcontext",
+            "call_on_close",
+        ]

@@ -1,0 +1,137 @@
+"""The order of hooks, teardown and close: proof for docs/state/lifecycle.rst."""
+
+import io
+from importlib.metadata import version
+
+import pytest
+from flask import Flask, Response, g, request, stream_with_context
+
+from snippets.lifecycle import EVENTS, app
+
+
+@pytest.fixture
+def events():
+    EVENTS.clear()
+    yield EVENTS
+    EVENTS.clear()
+
+
+def parse_version(text):
+    return tuple(int(part) for part in text.split(".")[:3])
+
+
+def test_teardown_runs_twice_with_stream_with_context_since_flask_3_1_2(events):
+    assert parse_version(version("flask")) >= (3, 1, 2)
+    with app.test_client().get("/wrapped") as response:
+        response.get_data()
+    assert events.count("teardown_request") == 2
+    assert events.count("teardown_appcontext") == 2
+    # once when the view returns, once when the generator ends
+    assert events.index("teardown_request") < events.index("body starts")
+    assert events[-3:] == ["teardown_request", "teardown_appcontext", "call_on_close"]
+
+
+def test_teardown_runs_once_without_stream_with_context(events):
+    with app.test_client().get("/plain") as response:
+        response.get_data()
+    assert events.count("teardown_request") == 1
+    assert events.index("teardown_appcontext") < events.index("body starts")
+
+
+def test_hooks_and_session_save_run_before_first_body_byte(events):
+    with app.test_client().get("/wrapped?n=1000") as response:
+        assert events.index("session saved") < events.index("body starts")
+        assert events.index("after_this_request") < events.index("after_request")
+        assert "body ends" not in events  # the body has only just started
+        response.get_data()
+
+
+def test_uploaded_file_parsed_in_view_is_closed_before_generator():
+    """Flask 3.1.2+: the first teardown closes the request's files."""
+    late = Flask(__name__)
+
+    @late.post("/")
+    def read_late():
+        upload = request.files["data"]  # parsed in the view
+
+        @stream_with_context
+        def generate():
+            yield upload.read()  # read after the view returned
+
+        return Response(generate())
+
+    with pytest.raises(ValueError, match="I/O operation on closed file"):
+        late.test_client().post("/", data={"data": (io.BytesIO(b"x"), "x.txt")})
+
+
+def test_upload_read_in_view_streams():
+    client = app.test_client()
+    data = {"data": (io.BytesIO(b"first\nsecond\n"), "lines.txt")}
+    response = client.post("/upload", data=data)
+    assert response.get_data() == b"FIRST\nSECOND\n"
+
+
+def test_upload_without_file_is_400_and_oversized_is_413():
+    client = app.test_client()
+    response = client.post("/upload", data={})
+    assert response.status_code == 400
+    assert b"send the file in a multipart field named data" in response.data
+    big = {"data": (io.BytesIO(b"x" * (2 * 1024 * 1024)), "big.txt")}
+    assert client.post("/upload", data=big).status_code == 413
+
+
+def test_connection_captured_in_view_is_closed_in_generator():
+    with pytest.raises(Exception, match="Cannot operate on a closed database"):
+        app.test_client().get("/db-captured")
+
+
+def test_connection_fetched_in_generator_works_and_is_closed(events):
+    assert app.test_client().get("/db").get_data() == b"42\n"
+    assert events.count("teardown_appcontext") == 2
+
+
+def test_non_idempotent_teardown_fails_at_end_of_stream():
+    """A teardown written for one run raises on the second, after the last
+    chunk: on a real server the body then ends without its terminator."""
+    fragile = Flask(__name__)
+
+    @fragile.teardown_appcontext
+    def close_resource(exc):
+        g.pop("resource")  # KeyError the second time
+
+    @fragile.get("/")
+    def index():
+        g.resource = object()
+        return Response(stream_with_context(iter(["a", "b"])))
+
+    response = fragile.test_client().get("/")
+    with pytest.raises(KeyError, match="resource"):
+        response.get_data()
+
+
+def test_closing_early_runs_finally_then_teardown_then_call_on_close(events):
+    response = app.test_client().get("/wrapped?n=1000")
+    response.close()
+    assert events[events.index("body starts") :] == [
+        "body starts",
+        "generator finally",
+        "teardown_request",
+        "teardown_appcontext",
+        "call_on_close",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/plain?n=0", b"n must be a whole number from 1 to 1000"),
+        ("/wrapped?n=x", b"n must be a whole number from 1 to 1000"),
+        ("/wait?seconds=0&beat=yes", b"seconds must be a whole number from 1 to 30"),
+        ("/wait?seconds=99&beat=yes", b"seconds must be a whole number from 1 to 30"),
+        ("/wait?seconds=1&beat=maybe", b"beat must be yes or no"),
+    ],
+)
+def test_bad_input_is_400_with_message(path, message):
+    response = app.test_client().get(path)
+    assert response.status_code == 400
+    assert message in response.data
