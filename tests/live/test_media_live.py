@@ -1,10 +1,13 @@
-"""formats/mjpeg over real servers: each viewer holds a worker thread."""
+"""formats/mjpeg and formats/zip over real servers."""
 
+import io
 import socket
+import zipfile
 from urllib.parse import urlsplit
 
 import pytest
 
+from snippets.zip_download import app as zip_app
 from tests.servers import gunicorn
 
 pytestmark = pytest.mark.live
@@ -62,3 +65,50 @@ def test_with_threads_equal_to_viewers_plus_one_nobody_waits():
         assert status_line(page) == "HTTP/1.1 200 OK"
         for sock in [*viewers, page]:
             sock.close()
+
+
+# --- formats/zip over a real socket ------------------------------------------
+
+
+def response_head(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(4096)
+        if not piece:
+            break
+        data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+    return lines[0], headers, rest
+
+
+def read_all(sock, rest):
+    chunks = [rest]
+    while piece := sock.recv(65536):
+        chunks.append(piece)
+    return b"".join(chunks)
+
+
+def test_sized_zip_goes_out_with_content_length_not_chunked(live_server):
+    url = live_server(zip_app)
+    sock = open_viewer(url, "/bundle.zip?file=ndjson.py&file=mjpeg.py")
+    with sock:
+        status, headers, rest = response_head(sock)
+        body = read_all(sock, rest)
+    assert status == "HTTP/1.1 200 OK"
+    assert "transfer-encoding" not in headers
+    assert int(headers["content-length"]) == len(body)
+    assert zipfile.ZipFile(io.BytesIO(body)).testzip() is None
+
+
+def test_zip_with_generated_member_is_chunked(live_server):
+    url = live_server(zip_app)
+    sock = open_viewer(url, "/bundle.zip?rows=100000")
+    with sock:
+        status, headers, rest = response_head(sock)
+        body = read_all(sock, rest)
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in headers
+    assert body.endswith(b"\r\n0\r\n\r\n")

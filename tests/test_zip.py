@@ -1,0 +1,182 @@
+"""formats/zip: every member checks out with zipfile; ZIP64 without 4 GiB of disk."""
+
+import io
+import struct
+import time
+import zipfile
+import zlib
+from zipfile import ZIP_STORED
+
+import pytest
+
+from snippets.zip_download import (
+    CHUNK_SIZE,
+    FILES_DIR,
+    MAX_FILES,
+    app,
+    build_zip,
+    regroup,
+    squares_csv,
+)
+
+MiB = 1024 * 1024
+FOUR_GIB = 4 * 1024 * MiB
+
+
+def open_zip(body):
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert archive.testzip() is None  # every member's CRC checks out
+    return archive
+
+
+def test_sized_archive_has_exact_content_length_and_every_file():
+    names = ["ndjson.py", "mjpeg.py", "zip_download.py"]
+    query = "&".join(f"file={name}" for name in names)
+    response = app.test_client().get(f"/bundle.zip?{query}")
+    body = response.data
+    assert response.mimetype == "application/zip"
+    assert int(response.headers["Content-Length"]) == len(body)
+    archive = open_zip(body)
+    assert archive.namelist() == names
+    for info in archive.infolist():
+        expected = (FILES_DIR / info.filename).read_bytes()
+        assert info.compress_type == ZIP_STORED  # a sized stream cannot compress
+        assert info.file_size == len(expected)
+        assert zlib.crc32(expected) == info.CRC
+        assert archive.read(info) == expected
+
+
+def test_generated_member_is_deflated_and_streamed_without_length():
+    response = app.test_client().get("/bundle.zip?file=ndjson.py&rows=50000")
+    assert "Content-Length" not in response.headers
+    assert response.is_streamed
+    archive = open_zip(response.data)
+    assert archive.namelist() == ["ndjson.py", "squares.csv"]
+    expected = b"".join(squares_csv(50_000))
+    info = archive.getinfo("squares.csv")
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    assert info.compress_size < info.file_size == len(expected)
+    assert archive.read("squares.csv") == expected
+    assert archive.read("ndjson.py") == (FILES_DIR / "ndjson.py").read_bytes()
+
+
+def test_chunks_are_regrouped_to_at_least_64_kib():
+    response = app.test_client().get("/bundle.zip?rows=200000")
+    sizes = [len(chunk) for chunk in response.response]
+    assert len(sizes) > 3
+    assert all(size >= CHUNK_SIZE for size in sizes[:-1])
+    assert sizes[-1] > 0
+
+
+def test_without_regroup_zipstream_yields_tiny_chunks():
+    archive = build_zip(generated=[("squares.csv", squares_csv(1000))])
+    sizes = [len(chunk) for chunk in archive]
+    assert min(sizes) < 100  # headers, descriptors, deflate pieces
+    assert len(sizes) > 3
+
+
+def test_regroup_passes_big_chunks_through_and_keeps_every_byte():
+    big = bytes(CHUNK_SIZE)
+    pieces = [b"a", b"b" * 10, big, b"c", big, b"d"]
+    out = list(regroup(iter(pieces)))
+    assert b"".join(out) == b"".join(pieces)
+    assert out[0] == b"a" + b"b" * 10 + big  # joined until >= 64 KiB
+    assert out[-1] == b"d"
+    assert next(regroup([big])) is big  # no copy
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("", 400, b"ask for at least one file or for rows"),
+        ("file=../conftest.py", 404, b"no file named &#39;../conftest.py&#39;"),
+        ("file=/etc/passwd", 404, b"is on offer"),
+        ("file=templates", 404, b"is on offer"),
+        ("file=ndjson.py&file=ndjson.py", 400, b"at most 20 different files"),
+        ("rows=0", 400, b"rows must be a whole number from 1 to 1,000,000"),
+        ("rows=1000001", 400, b"rows must be a whole number"),
+        ("rows=-5", 400, b"rows must be a whole number"),
+        ("rows=", 400, b"rows must be a whole number"),
+        ("file=ndjson.py&rows=x", 400, b"rows must be a whole number"),
+    ],
+)
+def test_bad_request_is_refused_before_streaming(query, status, message):
+    response = app.test_client().get(f"/bundle.zip?{query}")
+    assert response.status_code == status
+    assert message in response.data
+
+
+def test_too_many_files_is_a_400():
+    query = "&".join(f"file=f{i}.py" for i in range(MAX_FILES + 1))
+    assert app.test_client().get(f"/bundle.zip?{query}").status_code == 400
+
+
+# --- ZIP64: a member over 4 GiB, streamed into a sparse file -----------------
+
+
+def big_member():
+    """4 GiB + 1 MiB + 3 bytes from one reused zero buffer: costs no memory."""
+    zeros = bytes(MiB)
+    yield b"BEGIN" + zeros[5:]
+    for _ in range(4096):
+        yield zeros
+    yield b"END"
+
+
+def write_sparse(chunks, path):
+    """Write the stream to disk, seeking over all-zero chunks: the file reads
+    back exactly as written, but the zeros take no disk space."""
+    total = 0
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            if chunk.strip(b"\0"):
+                out.write(chunk)
+            else:
+                out.seek(len(chunk), io.SEEK_CUR)
+            total += len(chunk)
+        out.truncate(total)
+    return total
+
+
+def test_zip64_member_over_4_gib_streams_and_reads_back(tmp_path):
+    started = time.monotonic()
+    expected_size = 4097 * MiB + 3
+    archive = build_zip(
+        generated=[("big.bin", big_member()), ("after.txt", iter([b"still here"]))],
+        compress_type=ZIP_STORED,  # deflating 4 GiB would take minutes
+    )
+    path = tmp_path / "big.zip"
+    total = write_sparse(regroup(archive), path)
+    assert total == path.stat().st_size > FOUR_GIB + MiB
+    assert path.stat().st_blocks * 512 < 64 * MiB  # sparse: no 4 GiB on disk
+
+    # The records only ZIP64 has: the ZIP64 end of central directory and its
+    # locator, and a classic end record whose 32-bit fields overflowed.
+    with open(path, "rb") as raw:
+        raw.seek(-22, io.SEEK_END)
+        end = raw.read(22)
+        raw.seek(-22 - 20 - 56, io.SEEK_END)
+        zip64_end = raw.read(56)
+        locator = raw.read(20)
+    assert end[:4] == b"PK\x05\x06"
+    assert struct.unpack("<I", end[16:20])[0] == 0xFFFFFFFF  # offset overflowed
+    assert zip64_end[:4] == b"PK\x06\x06"
+    assert locator[:4] == b"PK\x06\x07"
+
+    # zipfile reads it all back and checks the CRC of every byte.
+    with zipfile.ZipFile(path) as reread:
+        big, after = reread.infolist()
+        assert (big.filename, big.file_size) == ("big.bin", expected_size)
+        assert big.compress_size == expected_size
+        assert after.header_offset > FOUR_GIB  # a ZIP64 offset
+        assert reread.read("after.txt") == b"still here"
+        with reread.open("big.bin") as member:
+            head = member.read(5)
+            seen = len(head)
+            while block := member.read(8 * MiB):
+                seen += len(block)
+                tail = block[-3:]
+        # zipfile raises BadZipFile at EOF if the CRC does not match.
+    assert (head, tail, seen) == (b"BEGIN", b"END", expected_size)
+    elapsed = time.monotonic() - started
+    print(f"ZIP64: {total:,} bytes streamed and verified in {elapsed:.1f} s")
