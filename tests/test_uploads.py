@@ -1,0 +1,151 @@
+"""In-process proof for files/uploads: limits, framing, and nothing half-written."""
+
+import hashlib
+import io
+import json
+import tracemalloc
+
+import pytest
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+import snippets.uploads as uploads
+from snippets.uploads import app
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "UPLOAD_DIR", str(tmp_path / "uploads"))
+    return tmp_path / "uploads"
+
+
+@pytest.fixture
+def client(folder):
+    return app.test_client()
+
+
+def put_without_length(path, body, *, terminated):
+    """A PUT with no Content-Length at all, as a server passes a chunked body
+    (the test client always sets one, so build the environ by hand)."""
+    environ = EnvironBuilder(path, method="PUT", input_stream=body).get_environ()
+    del environ["CONTENT_LENGTH"]
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    app_iter, status, _ = run_wsgi_app(app, environ, buffered=True)
+    return int(status.split()[0]), b"".join(app_iter)
+
+
+def test_upload_returns_size_and_sha256(client, folder):
+    response = client.put("/uploads/hello.txt", data=b"hello")
+    assert response.status_code == 201
+    assert response.json == {
+        "name": "hello.txt",
+        "size": 5,
+        "sha256": hashlib.sha256(b"hello").hexdigest(),
+    }
+    assert (folder / "hello.txt").read_bytes() == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [("my report.pdf", "my_report.pdf"), ("..hidden", "hidden"), ("naïve", "naive")],
+)
+def test_stored_name_is_made_safe(client, folder, name, stored):
+    response = client.put(f"/uploads/{name}", data=b"x")
+    assert response.json["name"] == stored
+    assert [p.name for p in folder.iterdir()] == [stored]
+
+
+@pytest.mark.parametrize("name", ["..", "%2E%2E", "..."])
+def test_name_without_letters_gets_400(client, folder, name):
+    response = client.put(f"/uploads/{name}", data=b"x")
+    assert response.status_code == 400
+    assert b"name must contain letters or digits" in response.data
+    assert not folder.exists()
+
+
+def test_declared_length_over_the_limit_gets_413_before_reading(
+    client, folder, monkeypatch
+):
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 10)
+    response = client.put("/uploads/big.bin", data=b"x" * 11)
+    assert response.status_code == 413
+    assert response.data == b"upload refused: the limit is 10 bytes\n"
+    assert not folder.exists()  # refused before the folder was even made
+
+
+def test_chunked_body_over_the_limit_gets_413_and_leaves_nothing(
+    client, folder, monkeypatch
+):
+    """No Content-Length: Werkzeug 3.1.9's get_input_stream wraps the stream
+    in LimitedStream(is_max=True) when the server sets wsgi.input_terminated;
+    reading past the limit raises RequestEntityTooLarge mid-upload."""
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", MiB)
+    body = io.BytesIO(b"x" * (MiB + 1))
+    status, data = put_without_length("/uploads/big.bin", body, terminated=True)
+    assert status == 413
+    assert data == b"upload refused: the limit is 1,048,576 bytes\n"
+    assert body.tell() == MiB  # it read up to the limit, then refused
+    assert list(folder.iterdir()) == []  # and its .part file is gone
+
+
+def test_chunked_body_under_the_limit_is_stored(client, folder):
+    body = io.BytesIO(b"y" * 1000)
+    status, data = put_without_length("/uploads/small.bin", body, terminated=True)
+    assert status == 201
+    assert json.loads(data)["size"] == 1000
+
+
+def test_no_length_and_no_terminated_stream_gets_411(client, folder):
+    """Without either, Werkzeug returns an empty stream: 0 bytes, silently."""
+    body = io.BytesIO(b"data")
+    status, data = put_without_length("/uploads/x.bin", body, terminated=False)
+    assert status == 411
+    assert b"send a Content-Length or a chunked body" in data
+    assert not folder.exists()
+
+
+def test_client_gone_mid_upload_gets_400_and_leaves_nothing(client, folder):
+    """Content-Length says 100, only 10 bytes come: ClientDisconnected (400)."""
+    response = client.put(
+        "/uploads/cut.bin",
+        input_stream=io.BytesIO(b"z" * 10),
+        environ_overrides={"CONTENT_LENGTH": "100"},
+    )
+    assert response.status_code == 400
+    assert list(folder.iterdir()) == []
+
+
+def test_disk_full_leaves_nothing(client, folder, monkeypatch):
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(uploads.os, "replace", full)
+    assert client.put("/uploads/full.bin", data=b"abc").status_code == 500
+    assert list(folder.iterdir()) == []
+
+
+def test_upload_replaces_the_file_in_one_step(client, folder):
+    client.put("/uploads/doc.txt", data=b"version 1")
+    client.put("/uploads/doc.txt", data=b"version 2")
+    assert [p.name for p in folder.iterdir()] == ["doc.txt"]
+    assert (folder / "doc.txt").read_bytes() == b"version 2"
+
+
+def test_python_memory_stays_near_one_chunk(client, folder):
+    """64 MiB through the view: Python allocations peak near one 1 MiB chunk
+    (the 64 MiB input sits in a BytesIO made before tracing starts)."""
+    body = io.BytesIO(b"m" * (64 * MiB))
+    tracemalloc.start()
+    try:
+        response = client.put(
+            "/uploads/m.bin",
+            input_stream=body,
+            environ_overrides={"CONTENT_LENGTH": str(64 * MiB)},
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.json["size"] == 64 * MiB
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
