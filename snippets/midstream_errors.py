@@ -26,6 +26,11 @@ def broken():
     return Response(generate(), mimetype="application/x-ndjson")
 
 
+@app.get("/broken-early")
+def broken_early():
+    raise RuntimeError("the data source failed")  # before the stream: a real 500
+
+
 # [broken-end]
 
 

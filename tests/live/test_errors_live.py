@@ -112,9 +112,11 @@ def test_client_tells_complete_error_and_truncated_streams(kind, live_server):
 
 
 def test_client_catches_what_the_debugger_hides():
-    with serve("flask run --debug") as (url, _):
-        with pytest.raises(IncompleteStream, match="no end record after 1 records"):
-            read_districts(url + "/broken")
+    with (
+        serve("flask run --debug") as (url, _),
+        pytest.raises(IncompleteStream, match="no end record after 1 records"),
+    ):
+        read_districts(url + "/broken")
 
 
 def test_in_band_error_is_logged_with_traceback(live_server, caplog):
