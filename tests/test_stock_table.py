@@ -1,0 +1,240 @@
+"""formats/database: flat memory, and the three traps of streaming from a DB."""
+
+import threading
+import tracemalloc
+
+import pytest
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.exc import DetachedInstanceError
+
+from snippets import stock_table
+from snippets.stock_table import (
+    CHUNK_SIZE,
+    DATABASE,
+    SAMPLE_ROWS,
+    Item,
+    app,
+    create_sample_database,
+    engine,
+    render_table,
+    stock_query,
+)
+
+MiB = 1024 * 1024
+
+
+def peak_while(consume):
+    """Peak of Python allocations (tracemalloc) while ``consume()`` runs."""
+    tracemalloc.start()
+    try:
+        consume()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def warm():
+    """Database built and template compiled before anything is measured."""
+    create_sample_database(DATABASE)
+    app.test_client().get("/stock?rows=10").close()
+
+
+def stream_everything():
+    response = app.test_client().get(f"/stock?rows={SAMPLE_ROWS}")
+    rows = sum(chunk.count(b"<tr><td>") for chunk in response.response)
+    response.close()
+    assert rows == SAMPLE_ROWS
+
+
+def orm_all_then_render():
+    """The common version: load every object, then render."""
+    macros = app.jinja_env.get_template("stock_table.html").module
+    with Session(engine) as session:
+        stmt = select(Item).options(joinedload(Item.supplier)).order_by(Item.id)
+        items = session.scalars(stmt).all()
+        html = (
+            str(macros.row({**vars(i), "supplier": i.supplier.name})) for i in items
+        )
+        assert sum(1 for _ in html) == SAMPLE_ROWS
+
+
+def core_all_then_render():
+    """.all() on Core rows: lighter than ORM objects, still every row at once."""
+    macros = app.jinja_env.get_template("stock_table.html").module
+    with engine.connect() as conn:
+        rows = conn.execute(stock_query(None, SAMPLE_ROWS)).all()
+        assert sum(1 for row in rows if macros.row(row)) == SAMPLE_ROWS
+
+
+def test_streaming_100k_rows_keeps_memory_flat_and_all_does_not(warm, capsys):
+    streamed = peak_while(stream_everything)
+    core_all = peak_while(core_all_then_render)
+    orm_all = peak_while(orm_all_then_render)
+    with capsys.disabled():
+        print(
+            f"\n{SAMPLE_ROWS:,} rows: streamed peak {streamed / MiB:.2f} MiB, "
+            f"Core .all() {core_all / MiB:.1f} MiB, ORM .all() {orm_all / MiB:.1f}"
+            f" MiB (x{orm_all / streamed:.0f})"
+        )
+    assert streamed < 5 * MiB
+    assert core_all > 5 * streamed
+    assert orm_all > 20 * streamed
+
+
+def test_all_inside_the_generator_is_not_flat_either(warm):
+    """Myth: "calling .all() inside the generator keeps memory flat"."""
+
+    def generate():
+        with Session(engine) as session:
+            for item in session.scalars(select(Item)).all():
+                yield item.sku
+
+    def consume():
+        assert sum(1 for _ in generate()) == SAMPLE_ROWS
+
+    inside = peak_while(consume)
+    assert inside > 20 * MiB
+
+
+def test_chunks_are_regrouped_rows_of_at_least_64_kib(warm):
+    response = app.test_client().get("/stock?rows=20000")
+    sizes = [len(chunk) for chunk in response.response]
+    assert sizes[0] < 1024  # the head goes out first, on its own
+    assert all(size >= CHUNK_SIZE for size in sizes[1:-1])
+    assert len(sizes) > 10
+
+
+# --- trap: ORM objects used after their session closed -----------------------
+
+
+def test_lazy_load_in_generator_after_session_closed_raises(warm):
+    with Session(engine) as session:  # the view's session
+        items = session.scalars(select(Item).limit(3)).all()
+
+    def generate():  # runs after the view returned and the session closed
+        for item in items:
+            yield f"{item.sku} from {item.supplier.name}\n"
+
+    body = generate()
+    with pytest.raises(DetachedInstanceError, match="is not bound to a Session"):
+        next(body)
+
+
+def test_loaded_columns_survive_but_only_those(warm):
+    with Session(engine) as session:
+        items = session.scalars(
+            select(Item).options(joinedload(Item.supplier)).limit(3)
+        ).all()
+    # Loaded before the session closed: safe to read in the generator.
+    assert [item.supplier.name for item in items] == [
+        "Supplier <2>",
+        "Supplier <3>",
+        "Supplier <4>",
+    ]
+
+
+# --- trap: a long read blocks writers (rollback journal), not with WAL --------
+
+
+def small_database(tmp_path, journal_mode):
+    path = tmp_path / "stock.sqlite3"
+    assert create_sample_database(path, rows=5000)
+    reader = create_engine(f"sqlite:///{path}")
+    with reader.connect() as conn:
+        mode = conn.exec_driver_sql(f"PRAGMA journal_mode={journal_mode}").scalar()
+    assert mode == journal_mode.lower()
+    # A writer that gives up after 0.2 s instead of SQLite's default 5 s.
+    writer = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    return reader, writer
+
+
+def set_quantity(writer, item_id, quantity):
+    with writer.begin() as conn:
+        conn.execute(update(Item).where(Item.id == item_id).values(quantity=quantity))
+
+
+def test_rollback_journal_stream_makes_writer_fail_database_is_locked(tmp_path):
+    reader, writer = small_database(tmp_path, "DELETE")
+    stream = render_table(reader, stock_query(None, 5000), "Stock")
+    next(stream), next(stream)  # the head, then rows: the SELECT is open
+    with pytest.raises(OperationalError, match="database is locked"):
+        set_quantity(writer, 4000, 123456)
+    rest = "".join(stream)  # the stream ends, its connection closes ...
+    set_quantity(writer, 4000, 123456)  # ... and now the writer gets through
+    assert "123456" not in rest
+    reader.dispose()
+    writer.dispose()
+
+
+def test_wal_lets_writer_commit_while_stream_reads_its_snapshot(tmp_path):
+    reader, writer = small_database(tmp_path, "WAL")
+    stream = render_table(reader, stock_query(None, 5000), "Stock")
+    next(stream), next(stream)
+    set_quantity(writer, 4000, 123456)  # commits at once, mid-stream
+    rest = "".join(stream)
+    assert "SKU-004000" in rest
+    assert "123456" not in rest  # the stream reads the snapshot it started on
+    with reader.connect() as conn:
+        quantity = conn.scalar(select(Item.quantity).where(Item.id == 4000))
+    assert quantity == 123456
+    reader.dispose()
+    writer.dispose()
+
+
+# --- creation on first run -----------------------------------------------------
+
+
+def test_two_requests_racing_to_create_the_database_both_get_it_whole(tmp_path):
+    path = tmp_path / "race" / "stock.sqlite3"
+    start = threading.Barrier(2)
+    results = []
+
+    def build():
+        start.wait(timeout=10)
+        results.append(create_sample_database(path, rows=3000))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == [False, True]  # exactly one built it
+    assert sorted(p.name for p in path.parent.iterdir()) == ["stock.sqlite3"]
+    check = create_engine(f"sqlite:///{path}")
+    with check.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM item").scalar() == 3000
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    check.dispose()
+
+
+def test_failed_creation_leaves_no_file_behind(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(stock_table.Base.metadata, "create_all", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        create_sample_database(tmp_path / "stock.sqlite3", rows=10)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- bad input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("rows=0", 400, b"rows must be a whole number from 1 to 100,000"),
+        ("rows=100001", 400, b"rows must be a whole number"),
+        ("rows=ten", 400, b"rows must be a whole number"),
+        ("rows=", 400, b"rows must be a whole number"),
+        ("warehouse=Paris", 404, b"no warehouse &#39;Paris&#39;; choose from"),
+        ("warehouse=", 404, b"no warehouse"),
+    ],
+)
+def test_bad_rows_or_warehouse_is_refused(query, status, message):
+    response = app.test_client().get(f"/stock?{query}")
+    assert response.status_code == status
+    assert message in response.data
