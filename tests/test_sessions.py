@@ -1,5 +1,7 @@
 """Sessions and streamed responses: proof for docs/state/sessions.rst."""
 
+import pytest
+from flask import Flask, Response, session
 from werkzeug.test import EnvironBuilder
 
 from snippets.session_stream import app, server_side_app
@@ -94,3 +96,20 @@ def test_server_side_store_is_not_updated_by_generator():
     assert store.get(key) == {"_permanent": True, "exports": 1}  # no "finished"
     client.get("/hook")
     assert store.get(key)["hooked"] is True  # a hook's change is stored
+
+
+def test_generator_session_without_wrapper_raises():
+    bare = Flask(__name__)
+    bare.secret_key = "test"
+
+    @bare.get("/")
+    def index():
+        def generate():
+            yield "working\n"
+            session["finished"] = True
+
+        return Response(generate())
+
+    response = bare.test_client().get("/")
+    with pytest.raises(RuntimeError, match="Working outside of request context"):
+        response.get_data()
