@@ -202,6 +202,9 @@ def nginx(server_block: str) -> Iterator[str]:
     binary = require_binary("nginx", "/usr/sbin/nginx")
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        # Run as root, nginx's workers drop to an unprivileged user: they must
+        # be able to enter the folder that holds their temp paths.
+        os.chmod(tmp, 0o755)
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, server=server_block))
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
