@@ -1,0 +1,169 @@
+"""nginx in front of gunicorn: what holds a stream back, and what lets it
+through. Proof for deploy/proxies.
+
+Every line of ``snippets/server_probe.py`` and every event of
+``snippets/proxy_headers.py`` says when it was made; the client notes when it
+arrived. "Streams" means the first one arrived before the last one was made.
+"""
+
+import contextlib
+import json
+import re
+import zlib
+
+import pytest
+
+from tests.deploy_matrix import RawStream
+from tests.servers import gunicorn, nginx
+
+pytestmark = [pytest.mark.live, pytest.mark.nginx]
+
+MADE = re.compile(r'^\d+ (\d+\.\d+)$|"sent": (\d+\.\d+)', re.M)
+PROBE = "/probe/stream?chunks=3&interval_ms=300"
+EVENTS = "/events?count=3&interval_ms=300&heartbeat_ms=0"
+GZIP = "gzip on; gzip_types text/plain text/event-stream;"
+
+
+@pytest.fixture(scope="module")
+def upstreams():
+    """The probe (no streaming headers) and proxy_headers, on gunicorn gthread."""
+    # A stream nginx gave up on still holds a thread until its next write.
+    options = {"worker_class": "gthread", "args": ("--threads", "8")}
+    with (
+        gunicorn("snippets.server_probe:app", **options) as (probe, _),
+        gunicorn("snippets.proxy_headers:app", **options) as (app, _),
+    ):
+        yield probe, app
+
+
+@pytest.fixture
+def proxy(upstreams):
+    """Start nginx with ``settings`` in both locations; returns its URL."""
+    probe, app = upstreams
+    with contextlib.ExitStack() as stack:
+
+        def start(settings=""):
+            block = f"""
+                location /probe/ {{ proxy_pass {probe}/; {settings} }}
+                location / {{ proxy_pass {app}; {settings} }}
+            """
+            return stack.enter_context(nginx(block))
+
+        yield start
+
+
+def timeline(url, path, headers=None, *, gzip=False):
+    """[(text, arrival time)] per piece received, and whether the body ended
+    properly. With ``gzip``, every piece must decompress on its own arrival."""
+    with RawStream(url, path, headers) as stream:
+        inflate = zlib.decompressobj(wbits=31)
+        pieces = []
+        for data, arrived in stream.pieces():
+            text = (inflate.decompress(data) if gzip else data).decode()
+            pieces.append((text, arrived))
+        if gzip:
+            assert stream.headers["content-encoding"] == "gzip"
+            assert inflate.eof, "the gzip stream has no trailer"
+        return pieces, stream
+
+
+def made_times(text):
+    return [float(a or b) for a, b in MADE.findall(text)]
+
+
+def lines_per_piece(pieces):
+    """How many made lines (or events) each piece carried, empty ones left out
+    (the gzip trailer may come alone or with the last event)."""
+    return [n for text, _ in pieces if (n := len(made_times(text)))]
+
+
+def streams(pieces):
+    """True if the first piece arrived before the last line was made."""
+    last_made = max(made_times("".join(text for text, _ in pieces)))
+    first_arrived = next(arrived for text, arrived in pieces if made_times(text))
+    return first_arrived < last_made
+
+
+def test_gunicorn_alone_streams(upstreams):
+    """The control: without nginx, the probe streams."""
+    probe, _ = upstreams
+    pieces, _ = timeline(probe, "/stream?chunks=3&interval_ms=300")
+    assert streams(pieces)
+
+
+def test_nginx_buffers_by_default(proxy):
+    """Default proxy_buffering on, a response smaller than the buffers: the
+    client gets nothing until the generator has made its last line."""
+    pieces, stream = timeline(proxy(), PROBE)
+    assert stream.complete
+    assert len(made_times(pieces[0][0])) == 3  # all three lines, in one piece
+    assert not streams(pieces)
+
+
+def test_x_accel_buffering_header_streams_through_default_nginx(proxy):
+    pieces, stream = timeline(proxy(), EVENTS)
+    assert stream.headers.get("x-accel-buffering") is None  # nginx eats it
+    assert lines_per_piece(pieces) == [1, 1, 1]
+    assert streams(pieces)
+
+
+def test_proxy_buffering_off_streams(proxy):
+    pieces, _ = timeline(proxy("proxy_buffering off;"), PROBE)
+    assert lines_per_piece(pieces) == [1, 1, 1]
+    assert streams(pieces)
+
+
+def test_nginx_gzip_with_buffering_on_arrives_at_the_end(proxy):
+    pieces, _ = timeline(proxy(GZIP), PROBE, {"Accept-Encoding": "gzip"}, gzip=True)
+    assert not streams(pieces)
+
+
+def test_nginx_gzip_with_buffering_off_flushes_each_chunk(proxy):
+    """nginx 1.22's gzip flushes what it has each time the unbuffered upstream
+    delivers: every piece decompresses on arrival, before the next is made."""
+    url = proxy(GZIP + " proxy_buffering off;")
+    pieces, _ = timeline(url, PROBE, {"Accept-Encoding": "gzip"}, gzip=True)
+    assert lines_per_piece(pieces) == [1, 1, 1]
+    assert streams(pieces)
+
+
+def test_nginx_gzip_with_x_accel_buffering_flushes_each_event(proxy):
+    """The app sends plain events with X-Accel-Buffering: no (nginx strips
+    Accept-Encoding on the way up), nginx compresses: still streams."""
+    url = proxy(GZIP + ' proxy_set_header Accept-Encoding "";')
+    pieces, _ = timeline(url, EVENTS, {"Accept-Encoding": "gzip"}, gzip=True)
+    assert lines_per_piece(pieces) == [1, 1, 1]
+    assert streams(pieces)
+
+
+def test_app_gzip_streams_through_nginx(proxy):
+    """gzip done in the app with Z_SYNC_FLUSH: nginx passes it on untouched,
+    each event decompresses on arrival, the whole body decompresses."""
+    pieces, stream = timeline(proxy(), EVENTS, {"Accept-Encoding": "gzip"}, gzip=True)
+    assert stream.complete
+    events = [text for text, _ in pieces if made_times(text)]
+    assert lines_per_piece(pieces) == [1, 1, 1]
+    assert [json.loads(e.split("data: ")[1])["n"] for e in events] == [1, 2, 3]
+    assert streams(pieces)
+
+
+def test_proxy_read_timeout_cuts_a_silent_stream(proxy):
+    """2.5 s of silence against proxy_read_timeout 1s: nginx gives up on the
+    upstream and ends the client's body without its last chunk."""
+    url = proxy("proxy_read_timeout 1s;")
+    path = "/events?count=2&interval_ms=2500&heartbeat_ms=0"
+    pieces, stream = timeline(url, path)
+    assert stream.status == "HTTP/1.1 200 OK"  # the status was already sent
+    assert "".join(text for text, _ in pieces).count("data: ") == 1
+    assert not stream.complete
+
+
+def test_heartbeat_comments_keep_the_stream_through_proxy_read_timeout(proxy):
+    url = proxy("proxy_read_timeout 1s;")
+    path = "/events?count=2&interval_ms=2500&heartbeat_ms=300"
+    pieces, stream = timeline(url, path)
+    body = "".join(text for text, _ in pieces)
+    assert stream.status == "HTTP/1.1 200 OK"
+    assert stream.complete
+    assert body.count("data: ") == 2
+    assert body.count(": keep-alive\n\n") >= 3
