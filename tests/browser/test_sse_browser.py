@@ -15,12 +15,16 @@ BLANK = b"<!doctype html><title>blank</title>"
 
 def recording(app, seen):
     """Wrap the app: note each /events request (its query and Last-Event-ID),
-    and serve an empty same-origin page at /blank."""
+    serve an empty same-origin page at /blank, and a 204 at /gone."""
 
     def wsgi(environ, start_response):
         if environ["PATH_INFO"] == "/blank":
             start_response("200 OK", [("Content-Type", "text/html")])
             return [BLANK]
+        if environ["PATH_INFO"] == "/gone":
+            seen.append(("gone", None))
+            start_response("204 No Content", [])
+            return []
         if environ["PATH_INFO"] == "/events":
             seen.append(
                 (environ.get("QUERY_STRING"), environ.get("HTTP_LAST_EVENT_ID"))
@@ -84,14 +88,44 @@ def test_seventh_eventsource_waits_for_a_free_connection(page, live_server):
         }"""
     )
     page.wait_for_function("window.opened.length === 6", timeout=20_000)
+    # Not returned to evaluate(): Playwright would wait for the promise.
+    page.evaluate(
+        "() => { window.fetched = false;"
+        " fetch('/blank').then(() => { window.fetched = true; }); }"
+    )
     # A bounded wait to show a negative: streams keep flowing meanwhile.
     time.sleep(2)
     assert len(seen) == 6
     assert page.evaluate("window.opened.length") == 6
+    assert page.evaluate("window.fetched") is False
     waiting = page.evaluate("window.sources.findIndex((s) => s.readyState === 0)")
     assert page.evaluate(f"window.sources[{waiting}].readyState") == 0  # CONNECTING
 
+    # The seventh stream was queued first: it takes the first free connection.
     page.evaluate("window.sources[window.opened[0]].close()")
     page.wait_for_function(f"window.opened.includes({waiting})", timeout=20_000)
     assert len(seen) == 7
+    assert page.evaluate("window.fetched") is False
+    page.evaluate("window.sources[window.opened[1]].close()")
+    page.wait_for_function("window.fetched", timeout=20_000)
     assert sorted(query for query, _ in seen) == [f"every=500&c={i}" for i in range(7)]
+
+
+@pytest.mark.parametrize(("path", "status"), [("/events?limit=0", 400), ("/gone", 204)])
+def test_eventsource_gives_up_after_a_non_200(page, live_server, path, status):
+    """A 400 or a 204 closes the EventSource for good: readyState CLOSED, and
+    no second request during several retry periods."""
+    seen = []
+    url = live_server(recording(sse_app, seen))
+    page.goto(f"{url}/blank")
+    page.evaluate(
+        f"""() => {{
+          window.source = new EventSource("{path}");
+          window.source.onerror = () => {{ window.failed = true; }};
+        }}"""
+    )
+    page.wait_for_function("window.failed === true", timeout=20_000)
+    assert page.evaluate("window.source.readyState") == 2  # CLOSED
+    time.sleep(3 * RETRY_MS / 1000)  # a bounded wait: longer than 3 retries
+    assert len(seen) == 1
+    assert page.evaluate("window.source.readyState") == 2

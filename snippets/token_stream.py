@@ -1,0 +1,98 @@
+"""LLM-style token streaming: POST a prompt, read the answer as it is made."""
+
+import codecs
+import contextlib
+import json
+import time
+
+from flask import Flask, Response, abort, render_template, request
+from werkzeug.exceptions import HTTPException
+
+app = Flask(__name__)
+app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a bigger body: 413 before the view
+
+MAX_PROMPT = 2000  # characters
+TOKEN_DELAY = 0.005  # seconds per token: the model "thinks"
+ANSWER = "Sure.\nLine two: café, cafe\u0301 (e + U+0301), 👩‍💻, 🇫🇷, 日本語.\n"
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+# [model]
+def fake_model(prompt):
+    """A deterministic stand-in for a model. Like a byte-level tokenizer, it
+    yields bytes, and a token can end in the middle of a UTF-8 character:
+
+    >>> [token for token in fake_model("hi")][:4]
+    [b'You', b' sa', b'id:', b' hi']
+    >>> "👩".encode()
+    b'\\xf0\\x9f\\x91\\xa9'
+    """
+    data = f"You said: {prompt}\n{ANSWER}".encode()
+    for start in range(0, len(data), 3):
+        time.sleep(TOKEN_DELAY)
+        yield data[start : start + 3]
+
+
+# [model-end]
+
+
+# [validate]
+def read_prompt(value, too_long=413):
+    if not isinstance(value, str) or not value.strip():
+        abort(400, 'send a non-empty "prompt"')
+    if len(value) > MAX_PROMPT:
+        abort(too_long, f"prompt is longer than {MAX_PROMPT} characters")
+    return value
+
+
+@app.errorhandler(HTTPException)
+def error_as_json(error):
+    # The page's fetch() shows this message to the user.
+    return {"error": error.description}, error.code
+
+
+# [validate-end]
+
+
+# [generate]
+@app.post("/generate")
+def generate():
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(400, 'send JSON like {"prompt": "..."}')
+    prompt = read_prompt(payload.get("prompt"))
+    # The model's generator is the body. When the client goes away, the
+    # server closes it, and the model's own finally runs: generation stops.
+    return Response(fake_model(prompt), mimetype="text/plain", headers=HEADERS)
+
+
+# [generate-end]
+
+
+# [events]
+@app.get("/events")
+def events():
+    # EventSource can only GET: the prompt travels in the query string.
+    prompt = read_prompt(request.args.get("prompt"), too_long=414)
+
+    def stream():
+        # JSON needs whole characters: decode the bytes incrementally, so a
+        # token that ends mid-character waits for the next one.
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        with contextlib.closing(fake_model(prompt)) as tokens:
+            for token in tokens:
+                if text := decoder.decode(token):
+                    yield f"event: token\ndata: {json.dumps(text)}\n\n"
+        # Tell the page to close: otherwise EventSource reconnects and asks
+        # the same question again.
+        yield "event: done\ndata: {}\n\n"
+
+    return Response(stream(), mimetype="text/event-stream", headers=HEADERS)
+
+
+# [events-end]
+
+
+@app.get("/")
+def demo():
+    return render_template("tokens_demo.html", max_prompt=MAX_PROMPT)

@@ -1,0 +1,156 @@
+"""SSE and token streams over real sockets: when headers leave, when the
+server notices a client has gone, and what nginx does with an event stream."""
+
+import logging
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask, Response
+
+from snippets import token_stream
+from snippets.sse import app as sse_app
+from tests.servers import nginx
+
+pytestmark = pytest.mark.live
+
+
+def raw_request(url, path, *, method="GET", body=b"", headers=()):
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    head = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}", *headers]
+    if body:
+        head.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    return sock
+
+
+def read_until(sock, marker, buffer=b""):
+    while marker not in buffer:
+        data = sock.recv(65536)
+        assert data, f"connection closed before {marker!r}"
+        buffer += data
+    return buffer
+
+
+def wait_until(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_headers_wait_for_the_first_yield(live_server):
+    """Werkzeug sends the status line with the first item the generator
+    yields: until then the client has nothing at all, not even a 200."""
+    may_start = threading.Event()
+    app = Flask(__name__)
+
+    @app.get("/")
+    def slow_start():
+        def generate():
+            assert may_start.wait(timeout=10)
+            yield "data: first\n\n"
+
+        return Response(generate(), mimetype="text/event-stream")
+
+    with raw_request(live_server(app), "/") as sock:
+        sock.settimeout(1.0)  # a bounded wait to show a negative
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        may_start.set()
+        sock.settimeout(10)
+        received = read_until(sock, b"data: first")
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_stream_stops_after_client_disconnects(live_server, caplog):
+    """The client reads two events and hangs up; the next writes fail and
+    the generator's finally runs within a few event intervals."""
+    caplog.set_level(logging.INFO, logger=sse_app.logger.name)
+    url = live_server(sse_app)
+    sock = raw_request(url, "/events?every=100")
+    with sock:
+        read_until(sock, b"id: 2\n")
+        hung_up = time.monotonic()
+    wait_until(lambda: any("stream closed" in m for m in caplog.messages))
+    noticed = time.monotonic() - hung_up
+    (message,) = [m for m in caplog.messages if "stream closed" in m]
+    last_event = int(message.rsplit(" ", 1)[1])
+    print(f"noticed after {noticed:.3f} s, last event {last_event}")
+    assert 2 <= last_event <= 5  # at most three writes into a closed socket
+    assert noticed < 5
+
+
+NGINX_PROXY = "location / {{ proxy_pass http://127.0.0.1:{port}; }}"
+
+
+def without_accel_header(app):
+    def wsgi(environ, start_response):
+        def start(status, headers, exc_info=None):
+            kept = [(k, v) for k, v in headers if k.lower() != "x-accel-buffering"]
+            return start_response(status, kept, exc_info)
+
+        return app(environ, start)
+
+    return wsgi
+
+
+@pytest.mark.nginx
+@pytest.mark.parametrize("header", [True, False], ids=["with-header", "without"])
+def test_events_pass_through_nginx_one_by_one(live_server, header):
+    """nginx 1.22 with its defaults (proxy_buffering on) forwards each event
+    as it comes, with or without X-Accel-Buffering: no: the first event
+    reaches the client on its own, a second before the stream ends."""
+    app = sse_app if header else without_accel_header(sse_app)
+    port = urlsplit(live_server(app)).port
+    with (
+        nginx(NGINX_PROXY.format(port=port)) as proxy,
+        raw_request(proxy, "/events?limit=2&every=1000") as sock,
+    ):
+        received = read_until(sock, b"id: 1\n")
+        assert b"id: 2" not in received and not received.endswith(b"0\r\n\r\n")
+        received = read_until(sock, b"0\r\n\r\n", received)
+    assert b"X-Accel-Buffering" not in received  # nginx consumes X-Accel-*
+    assert b"id: 2" in received
+
+
+class CountingModel:
+    """A stand-in model that never ends; counts the tokens it produced and
+    notes when its generator was closed."""
+
+    def __init__(self):
+        self.produced = 0
+        self.closed = threading.Event()
+
+    def __call__(self, prompt):
+        try:
+            while True:
+                self.produced += 1
+                yield f"t{self.produced} ".encode()
+                time.sleep(0.01)
+        finally:
+            self.closed.set()
+
+
+def test_generation_stops_when_the_client_goes_away(live_server, monkeypatch):
+    model = CountingModel()
+    monkeypatch.setattr(token_stream, "fake_model", model)
+    url = live_server(token_stream.app)
+    body = b'{"prompt": "go on forever"}'
+    sock = raw_request(
+        url,
+        "/generate",
+        method="POST",
+        body=body,
+        headers=["Content-Type: application/json"],
+    )
+    with sock:
+        read_until(sock, b"t5 ")
+        at_hang_up = model.produced
+    assert model.closed.wait(timeout=15), "the model's finally never ran"
+    after = model.produced - at_hang_up
+    print(f"tokens produced after the client hung up: {after}")
+    assert after <= 5
