@@ -1,0 +1,89 @@
+"""snippets/token_stream.py in-process: input checks, byte-exact output, and
+closing the response stops the model (both the POST and the SSE variant)."""
+
+import json
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from snippets import token_stream
+from snippets.token_stream import ANSWER, app
+
+http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"prompt": ""}, 400, 'send a non-empty "prompt"'),
+        ({"prompt": None}, 400, 'send a non-empty "prompt"'),
+        ({"prompt": ["a"]}, 400, 'send a non-empty "prompt"'),
+        ({"prompt": "\n\t "}, 400, 'send a non-empty "prompt"'),
+        ("just a string", 400, 'send JSON like {"prompt": "..."}'),
+        ({"prompt": "é" * 2001}, 413, "prompt is longer than 2000 characters"),
+    ],
+)
+def test_bad_prompt_is_a_4xx_with_a_message(body, status, message):
+    response = app.test_client().post("/generate", json=body)
+    assert (response.status_code, response.json) == (status, {"error": message})
+
+
+def test_prompt_of_exactly_the_limit_is_accepted():
+    response = app.test_client().post("/generate", json={"prompt": "x" * 2000})
+    assert response.status_code == 200
+    response.close()
+
+
+def test_missing_prompt_in_sse_variant_is_a_400():
+    response = http.get("/events")
+    assert response.status_code == 400
+    assert response.json() == {"error": 'send a non-empty "prompt"'}
+
+
+def test_post_answer_is_byte_exact():
+    prompt = "naïve 👩‍👩‍👧\nsecond line"
+    response = http.post("/generate", json={"prompt": prompt})
+    assert response.content == f"You said: {prompt}\n{ANSWER}".encode()
+
+
+def test_sse_tokens_are_whole_characters():
+    """Every event holds whole characters (a byte-level token that ends
+    mid-character is merged with the next one), and they add up exactly."""
+    with connect_sse(http, "GET", "/events", params={"prompt": "👩‍💻"}) as source:
+        texts = [json.loads(e.data) for e in source.iter_sse() if e.event == "token"]
+    assert "".join(texts) == f"You said: 👩‍💻\n{ANSWER}"
+    assert all("\ufffd" not in text for text in texts)
+    assert max(len(text.encode()) for text in texts) > 3  # merged tokens
+
+
+class SpyModel:
+    def __init__(self):
+        self.produced = 0
+        self.closed = False
+
+    def __call__(self, prompt):
+        try:
+            while True:
+                self.produced += 1
+                yield b"token "
+        finally:
+            self.closed = True
+
+
+@pytest.mark.parametrize("variant", ["post", "sse"])
+def test_closing_the_response_stops_the_model(monkeypatch, variant):
+    model = SpyModel()
+    monkeypatch.setattr(token_stream, "fake_model", model)
+    if variant == "post":
+        request = http.build_request("POST", "/generate", json={"prompt": "hi"})
+    else:
+        request = http.build_request("GET", "/events", params={"prompt": "hi"})
+    response = http.send(request, stream=True)
+    chunks = response.iter_raw()
+    next(chunks)
+    next(chunks)
+    assert not model.closed
+    response.close()
+    assert model.closed
+    assert model.produced <= 3
