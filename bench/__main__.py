@@ -1,0 +1,109 @@
+"""Run the benchmarks: ``python -m bench [--quick] [--out DIR] [--only ...]``.
+
+Full mode refreshes docs/_bench/ (the committed results the page shows).
+Quick mode runs the same code with small sizes in seconds; it is what
+tests/test_bench_guard.py runs, and it writes to a temporary folder unless
+``--out`` says otherwise.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import memory, network, report
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "_bench"
+
+FULL = {
+    "csv_sizes": [10_000, 100_000, 1_000_000],
+    "ttfb_sizes": [1_000, 10_000, 100_000, 1_000_000],
+    "ttfb_repeats": 5,
+    "throughput_rows": 100_000,
+    "throughput_repeats": 5,
+    "file_bytes": 1024 * 2**20,
+    "file_repeats": 7,
+    "gevent_streams": 5_000,
+    "gthread_threads": 100,
+    "sse_interval": 1.0,
+    "db_rows": 200_000,
+}
+QUICK = {
+    "csv_sizes": [10_000, 50_000],
+    "ttfb_sizes": [1_000, 50_000],
+    "ttfb_repeats": 3,
+    "throughput_rows": 10_000,
+    "throughput_repeats": 3,
+    "file_bytes": 16 * 2**20,
+    "file_repeats": 3,
+    "gevent_streams": 50,
+    "gthread_threads": 10,
+    "sse_interval": 0.25,
+    "db_rows": 20_000,
+}
+
+SECTIONS = {
+    "memory": lambda c: memory.csv_memory(c["csv_sizes"]),
+    "ttfb": lambda c: network.ttfb(c["ttfb_sizes"], c["ttfb_repeats"]),
+    "throughput": lambda c: network.throughput(
+        c["throughput_rows"], c["throughput_repeats"]
+    ),
+    "files": lambda c: network.files(c["file_bytes"], c["file_repeats"]),
+    "concurrency": lambda c: network.concurrency(
+        c["gevent_streams"], c["gthread_threads"], c["sse_interval"]
+    ),
+    "database": lambda c: memory.database_memory(c["db_rows"]),
+}
+
+
+def run(quick=False, only=tuple(SECTIONS), log=print):
+    """Measure; return the results dict (with its targets)."""
+    config = QUICK if quick else FULL
+    started = time.monotonic()
+    results = {"meta": {"quick": quick, "config": config,
+                        "machine": report.machine()}}  # fmt: skip
+    for name in only:
+        log(f"measuring {name}...", flush=True)
+        section_start = time.monotonic()
+        results[name] = SECTIONS[name](config)
+        results[name]["section_seconds"] = time.monotonic() - section_start
+    results["meta"]["duration_seconds"] = time.monotonic() - started
+    results["targets"] = report.targets(results)
+    return results
+
+
+def write(results, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    for name, text in report.tables(results).items():
+        (out_dir / name).write_text(text)
+    report.plots(results, out_dir)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    parser.add_argument("--out", type=Path, help="where results go")
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS),
+                        default=list(SECTIONS))  # fmt: skip
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: redraw tables and plots from "
+                             "the results.json already in --out")  # fmt: skip
+    args = parser.parse_args(argv)
+    out = args.out or (Path(tempfile.mkdtemp(prefix="bench-")) if args.quick else OUT)
+    if args.render:
+        results = json.loads((out / "results.json").read_text())
+    else:
+        results = run(args.quick, args.only, log=print)
+    write(results, out)
+    print(f"results, tables and plots written to {out}")
+    for line in map(report.target_line, results["targets"]):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""Turn the results into what the Performance page includes: the targets,
+CSV tables and PNG plots. Everything here reads the results dict only, so the
+committed JSON alone regenerates the page's tables and plots.
+"""
+
+import csv
+import io
+import os
+import platform
+import re
+import subprocess
+from datetime import UTC, datetime
+from importlib.metadata import version
+
+import psutil
+
+MIB = 2**20
+PACKAGES = ("flask", "werkzeug", "gunicorn", "gevent", "sqlalchemy", "matplotlib")
+
+
+# --- where and when --------------------------------------------------------
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def nginx_version():
+    try:
+        out = subprocess.run(
+            ["nginx", "-v"], capture_output=True, text=True, check=False
+        ).stderr
+    except OSError:
+        return "not installed"
+    found = re.search(r"nginx/(\S+)", out)
+    return found[1] if found else out.strip()
+
+
+def machine():
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": {name: version(name) for name in PACKAGES},
+        "nginx": nginx_version(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+# --- targets ---------------------------------------------------------------
+
+
+def pick(points, **where):
+    (found,) = [p for p in points if all(p[k] == v for k, v in where.items())]
+    return found
+
+
+def target(name, measured, op, limit):
+    passed = measured <= limit if op == "<=" else measured >= limit
+    return {"name": name, "measured": measured, "op": op, "limit": limit,
+            "passed": passed}  # fmt: skip
+
+
+def targets(results):
+    found = []
+    if "memory" in results:
+        points = results["memory"]["points"]
+        sizes = sorted({p["rows"] for p in points})
+        small, big = sizes[0], sizes[-1]
+        streamed = pick(points, variant="streamed", rows=big)["traced_peak"]
+        built = pick(points, variant="built", rows=big)["traced_peak"]
+        streamed_small = pick(points, variant="streamed", rows=small)["traced_peak"]
+        found.append(target(
+            f"streamed CSV peak / build-first peak, {big:,} rows",
+            streamed / built, "<=", 0.01))  # fmt: skip
+        found.append(target(
+            f"streamed CSV peak at {big:,} rows / at {small:,} rows",
+            streamed / streamed_small, "<=", 1.2))  # fmt: skip
+    if "ttfb" in results:
+        points = [p for p in results["ttfb"]["points"] if p["variant"] == "streamed"]
+        small, big = (
+            min(points, key=lambda p: p["rows"]),
+            max(points, key=lambda p: p["rows"]),
+        )
+        found.append(target(
+            f"time to first byte at {big['rows']:,} rows / at {small['rows']:,} rows",
+            big["ttfb"] / small["ttfb"], "<=", 1.5))  # fmt: skip
+    if "throughput" in results:
+        points = results["throughput"]["results"]
+        gunicorn = [p for p in points if p["server"].startswith("gunicorn")]
+        batched = pick(gunicorn, variant="batched")["rows_per_second"]
+        unbatched = pick(gunicorn, variant="unbatched")["rows_per_second"]
+        limit = pick(points, server="none (in memory)", variant="batched")
+        found.append(target(
+            "rows/s through gunicorn: 64 KiB chunks / one yield per row",
+            batched / unbatched, ">=", 3))  # fmt: skip
+        best = max(p["rows_per_second"] for p in gunicorn)
+        found.append(target(
+            "best streamed CSV through gunicorn / in-memory generation",
+            best / limit["rows_per_second"], ">=", 0.5))  # fmt: skip
+    if "files" in results:
+        points = results["files"]["results"]
+        send_file = pick(points, how="send_file (sendfile)")["mib_per_second"]
+        nginx = pick(points, server="nginx")["mib_per_second"]
+        found.append(target(
+            "send_file through gunicorn / nginx serving the file",
+            send_file / nginx, ">=", 0.7))  # fmt: skip
+    if "concurrency" in results:
+        gevent = pick(results["concurrency"]["results"], worker_class="gevent")
+        found.append(target(
+            "concurrent SSE streams held by one gunicorn gevent worker",
+            gevent["held"], ">=", 1000))  # fmt: skip
+    return found
+
+
+def target_line(t):
+    measured = (
+        f"{t['measured']:,}"
+        if isinstance(t["measured"], int)
+        else (f"{t['measured']:.4g}")
+    )
+    verdict = "PASS" if t["passed"] else "FAIL"
+    return f"{verdict}  {t['name']}: {measured} (target {t['op']} {t['limit']:g})"
+
+
+# --- tables ----------------------------------------------------------------
+
+
+def size(n):
+    if n is None:
+        return "n/a"
+    if n >= 10 * MIB:
+        return f"{n / MIB:,.0f} MiB"
+    if n >= MIB:
+        return f"{n / MIB:,.1f} MiB"
+    return f"{n / 1024:,.0f} KiB"
+
+
+def ms(seconds):
+    return f"{seconds * 1000:,.1f}"
+
+
+def table(header, rows):
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def machine_table(meta):
+    m = meta["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+    load = ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])
+    return table(
+        None,
+        [
+            ["Run", f"{m['date']}, {'quick' if meta['quick'] else 'full'} mode, "
+                    f"{meta['duration_seconds']:.0f} s"],
+            ["CPU", f"{m['cpu']}, {m['cores']} cores"],
+            ["Memory", size(m["memory_bytes"])],
+            ["System", m["os"]],
+            ["Load average at start", load],
+            ["Python", m["python"]],
+            ["Packages", f"{packages}, nginx {m['nginx']}"],
+        ],
+    )  # fmt: skip
+
+
+def targets_table(results):
+    rows = []
+    for t in results["targets"]:
+        value = t["measured"]
+        measured = f"{value:,}" if isinstance(value, int) else f"{value:.3g}"
+        rows.append([t["name"], measured, f"{t['op']} {t['limit']:g}",
+                     "PASS" if t["passed"] else "FAIL"])  # fmt: skip
+    return table(["Target", "Measured", "Required", "Result"], rows)
+
+
+def memory_table(memory):
+    rows = []
+    for n in sorted({p["rows"] for p in memory["points"]}):
+        s = pick(memory["points"], variant="streamed", rows=n)
+        b = pick(memory["points"], variant="built", rows=n)
+        rows.append([f"{n:,}", size(s["body_bytes"]), size(s["traced_peak"]),
+                     size(s["rss_added"]), size(b["traced_peak"]),
+                     size(b["rss_added"])])  # fmt: skip
+    return table(
+        ["Rows", "Body", "Streamed: traced peak", "Streamed: RSS added",
+         "Built first: traced peak", "Built first: RSS added"], rows)  # fmt: skip
+
+
+def ttfb_table(ttfb):
+    rows = []
+    for n in sorted({p["rows"] for p in ttfb["points"]}):
+        s = pick(ttfb["points"], variant="streamed", rows=n)
+        b = pick(ttfb["points"], variant="built", rows=n)
+        rows.append([f"{n:,}", size(s["body_bytes"]), ms(s["ttfb"]), ms(s["total"]),
+                     ms(b["ttfb"]), ms(b["total"])])  # fmt: skip
+    return table(
+        ["Rows", "Body", "Streamed: first byte (ms)", "Streamed: whole body (ms)",
+         "Built first: first byte (ms)", "Built first: whole body (ms)"],
+        rows)  # fmt: skip
+
+
+def throughput_table(throughput):
+    points = throughput["results"]
+    limit = pick(points, server="none (in memory)", variant="batched")
+    chunks = {"batched": "about 64 KiB", "unbatched": "one per row"}
+    rows = [
+        [p["server"], chunks[p["variant"]], f"{p['rows_per_second']:,.0f}",
+         f"{p['rows'] / max(p['runs']):,.0f} to {p['rows'] / min(p['runs']):,.0f}",
+         f"{p['rows_per_second'] / limit['rows_per_second']:.0%}"]
+        for p in points
+    ]  # fmt: skip
+    return table(
+        ["Server", "Chunks", "Rows per second (median)", "Slowest to fastest run",
+         "Of in-memory"], rows)  # fmt: skip
+
+
+def files_table(files):
+    points = files["results"]
+    nginx = pick(points, server="nginx")
+    mib = files["bytes"] / MIB
+    rows = [
+        [p["server"], p["how"], f"{p['mib_per_second']:,.0f}",
+         f"{mib / max(p['runs']):,.0f} to {mib / min(p['runs']):,.0f}",
+         f"{p['mib_per_second'] / nginx['mib_per_second']:.0%}"]
+        for p in points
+    ]  # fmt: skip
+    return table(
+        ["Server", "How", "MiB per second (median)", "Slowest to fastest run",
+         "Of nginx"], rows)  # fmt: skip
+
+
+def concurrency_table(concurrency):
+    rows = [
+        [p["server"], f"{p['opened']:,}", f"{p['held']:,}", f"{p['silent']:,}",
+         size(p["worker_rss_idle"]), size(p["worker_rss_loaded"]),
+         size(p["rss_per_stream"]), size(p["added_rss_per_stream"])]
+        for p in concurrency["results"]
+    ]  # fmt: skip
+    return table(
+        ["Server", "Streams opened", "Streams held", "Waiting, no byte",
+         "Worker RSS idle",
+         "Worker RSS holding them", "RSS / streams", "Added RSS / stream"],
+        rows)  # fmt: skip
+
+
+def database_table(database):
+    labels = {"all": "ORM, .all()", "yield_per": "ORM, yield_per(1000)",
+              "core": "Core, iterate the result"}  # fmt: skip
+    rows = [
+        [labels[p["mode"]], f"{p['rows']:,}", size(p["traced_peak"]),
+         size(p["rss_added"]), f"{p['seconds']:.2f}"]
+        for p in database["points"]
+    ]  # fmt: skip
+    return table(["How", "Rows", "Traced peak", "RSS added", "Seconds"], rows)
+
+
+TABLES = {
+    "memory": memory_table,
+    "ttfb": ttfb_table,
+    "throughput": throughput_table,
+    "files": files_table,
+    "concurrency": concurrency_table,
+    "database": database_table,
+}
+
+
+def tables(results):
+    """Every CSV table the page includes, as {file name: text}."""
+    out = {
+        "machine.csv": machine_table(results["meta"]),
+        "targets.csv": targets_table(results),
+    }
+    for name, render in TABLES.items():
+        if name in results:
+            out[f"{name}.csv"] = render(results[name])
+    return out
+
+
+# --- plots -----------------------------------------------------------------
+
+
+def plots(results, out_dir):
+    """Write the PNG plots; return their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+
+    def save(fig, name):
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=100, metadata={"Software": None})
+        plt.close(fig)
+        written.append(name)
+
+    def lines(ax, points, y, label, scale=1.0):
+        points = sorted(points, key=lambda p: p["rows"])
+        ax.plot([p["rows"] for p in points], [p[y] * scale for p in points],
+                marker="o", label=label)  # fmt: skip
+
+    if "memory" in results:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        for variant, label in (("built", "built first"), ("streamed", "streamed")):
+            points = [p for p in results["memory"]["points"] if p["variant"] == variant]
+            lines(ax, points, "traced_peak", label, 1 / MIB)
+        ax.set(xscale="log", yscale="log", xlabel="rows",
+               ylabel="peak traced memory (MiB)",
+               title="CSV export: peak memory by row count")  # fmt: skip
+        ax.legend()
+        save(fig, "memory.png")
+
+    if "ttfb" in results:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        for variant in ("built", "streamed"):
+            points = [p for p in results["ttfb"]["points"] if p["variant"] == variant]
+            lines(ax, points, "ttfb", f"{variant}: first byte", 1000)
+            lines(ax, points, "total", f"{variant}: whole body", 1000)
+        ax.set(xscale="log", yscale="log", xlabel="rows", ylabel="milliseconds",
+               title="CSV export through gunicorn gthread")  # fmt: skip
+        ax.legend(fontsize="small")
+        save(fig, "ttfb.png")
+
+    def bars(name, labels, values, xlabel, title, log=False):
+        fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(labels)))
+        ax.barh(labels[::-1], values[::-1])
+        ax.set(xlabel=xlabel, title=title)
+        if log:
+            ax.set_xscale("log")
+        save(fig, name)
+
+    if "throughput" in results:
+        points = results["throughput"]["results"]
+        chunk = {"batched": "64 KiB chunks", "unbatched": "yield per row"}
+        bars("throughput.png",
+             [f"{p['server']}, {chunk[p['variant']]}" for p in points],
+             [p["rows_per_second"] for p in points],
+             "rows per second", "CSV rows per second")  # fmt: skip
+    if "files" in results:
+        points = results["files"]["results"]
+        bars("files.png", [f"{p['server']}, {p['how']}" for p in points],
+             [p["mib_per_second"] for p in points], "MiB per second",
+             f"A {results['files']['bytes'] // MIB} MiB file")  # fmt: skip
+    if "database" in results:
+        points = results["database"]["points"]
+        bars("database.png", [p["mode"] for p in points],
+             [p["traced_peak"] / MIB for p in points],
+             "peak traced memory (MiB, log scale)",
+             f"{points[0]['rows']:,} rows from SQLite", log=True)  # fmt: skip
+    return written
