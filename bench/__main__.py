@@ -100,6 +100,8 @@ def main(argv=None):
         results = run(args.quick, args.only, log=print)
     write(results, out)
     print(f"results, tables and plots written to {out}")
+    if results["meta"]["quick"]:
+        print("quick mode: the sizes are too small for the targets to mean much")
     for line in map(report.target_line, results["targets"]):
         print(line)
     return 0

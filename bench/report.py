@@ -306,10 +306,10 @@ def plots(results, out_dir):
         plt.close(fig)
         written.append(name)
 
-    def lines(ax, points, y, label, scale=1.0):
+    def lines(ax, points, y, label, scale=1.0, style="-"):
         points = sorted(points, key=lambda p: p["rows"])
         ax.plot([p["rows"] for p in points], [p[y] * scale for p in points],
-                marker="o", label=label)  # fmt: skip
+                style, marker="o", label=label)  # fmt: skip
 
     if "memory" in results:
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -327,7 +327,7 @@ def plots(results, out_dir):
         for variant in ("built", "streamed"):
             points = [p for p in results["ttfb"]["points"] if p["variant"] == variant]
             lines(ax, points, "ttfb", f"{variant}: first byte", 1000)
-            lines(ax, points, "total", f"{variant}: whole body", 1000)
+            lines(ax, points, "total", f"{variant}: whole body", 1000, "--")
         ax.set(xscale="log", yscale="log", xlabel="rows", ylabel="milliseconds",
                title="CSV export through gunicorn gthread")  # fmt: skip
         ax.legend(fontsize="small")
