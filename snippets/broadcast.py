@@ -1,0 +1,144 @@
+"""Broadcast: one publisher, many SSE subscribers; in-process or Redis."""
+
+import contextlib
+import json
+import os
+import queue
+import threading
+
+import redis
+from flask import Flask, Response, abort, request
+
+app = Flask(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+MAX_MESSAGE = 1000  # characters
+MAX_LIMIT = 1000
+# listen() yields these objects themselves: no published message "is" one.
+SUBSCRIBED = object()  # the first item: from now on nothing is missed
+OVERFLOW = {"error": "you fell behind; reconnect"}  # a slow subscriber's last
+
+
+# [local]
+class LocalBroker:
+    """Fan-out inside ONE process: a bounded queue per subscriber.
+
+    A subscriber whose queue is full is dropped, with OVERFLOW as its last
+    message: the publisher never waits for the slowest reader, and a reader
+    is never left with a silent gap.
+    """
+
+    def __init__(self, maxsize=100):
+        self.maxsize = maxsize
+        self.queues = set()
+        self.lock = threading.Lock()
+
+    def publish(self, message):
+        with self.lock:
+            for q in list(self.queues):
+                if q.qsize() < self.maxsize:
+                    q.put_nowait(message)
+                else:  # full: drop it; the spare slot takes OVERFLOW
+                    self.queues.discard(q)
+                    q.put_nowait(OVERFLOW)
+            return len(self.queues)
+
+    def listen(self):
+        """Yield SUBSCRIBED, then messages; None after a silent heartbeat."""
+        q = queue.Queue(maxsize=self.maxsize + 1)
+        with self.lock:
+            self.queues.add(q)
+        try:
+            yield SUBSCRIBED
+            while True:
+                try:
+                    message = q.get(timeout=HEARTBEAT_SECONDS)
+                except queue.Empty:
+                    message = None
+                yield message
+                if message is OVERFLOW:
+                    return
+        finally:
+            with self.lock:
+                self.queues.discard(q)
+
+
+# [local-end]
+
+
+# [redis]
+class RedisBroker:
+    """Fan-out across processes and machines with Redis pub/sub."""
+
+    channel = "broadcast"
+
+    def __init__(self, url):
+        self.redis = redis.Redis.from_url(url)
+
+    def publish(self, message):
+        return self.redis.publish(self.channel, json.dumps(message))
+
+    def listen(self):
+        pubsub = self.redis.pubsub()
+        try:
+            pubsub.subscribe(self.channel)
+            # Redis confirms the subscription: from then on nothing is missed.
+            pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+            yield SUBSCRIBED
+            while True:
+                got = pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+                yield json.loads(got["data"]) if got else None
+        finally:
+            pubsub.close()
+
+
+redis_url = os.environ.get("BROADCAST_REDIS_URL")
+broker = RedisBroker(redis_url) if redis_url else LocalBroker()
+# [redis-end]
+
+
+# [views]
+def event(name, data):
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+@app.get("/stream")
+def stream():
+    raw = request.args.get("limit", str(MAX_LIMIT))  # then end the stream
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    limit = int(raw)
+
+    def generate():
+        sent = 0
+        with contextlib.closing(broker.listen()) as messages:
+            for message in messages:
+                if message is None:
+                    yield ": keep-alive\n\n"
+                elif message is SUBSCRIBED:
+                    yield event("subscribed", {})
+                elif message is OVERFLOW:
+                    yield event("overflow", message)
+                    return
+                else:
+                    yield event("message", message)
+                    sent += 1
+                    if sent == limit:
+                        return
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(generate(), mimetype="text/event-stream", headers=headers)
+
+
+@app.post("/publish")
+def publish():
+    payload = request.get_json(silent=True)
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        abort(400, 'send JSON like {"message": "..."}')
+    if len(message) > MAX_MESSAGE:
+        abort(413, f"message is longer than {MAX_MESSAGE} characters")
+    return {"delivered_to": broker.publish(message)}
+
+
+# [views-end]

@@ -1,0 +1,89 @@
+"""snippets/broadcast.py in-process: the slow-subscriber policy, heartbeats,
+unsubscribing on close, and input checks."""
+
+import pytest
+
+from snippets import broadcast
+from snippets.broadcast import OVERFLOW, SUBSCRIBED, LocalBroker, app
+
+
+@pytest.fixture
+def small_broker(monkeypatch):
+    broker = LocalBroker(maxsize=2)
+    monkeypatch.setattr(broadcast, "broker", broker)
+    return broker
+
+
+def test_slow_subscriber_gets_overflow_and_is_dropped(small_broker):
+    client = app.test_client()
+    response = client.get("/stream")
+    body = iter(response.response)
+    assert next(body) == b"event: subscribed\ndata: {}\n\n"
+    for n in range(3):  # the subscriber reads nothing meanwhile
+        client.post("/publish", json={"message": f"m{n}"})
+    assert small_broker.queues == set()  # dropped at the third message
+    assert list(body) == [
+        b'event: message\ndata: "m0"\n\n',
+        b'event: message\ndata: "m1"\n\n',
+        b'event: overflow\ndata: {"error": "you fell behind; reconnect"}\n\n',
+    ]
+
+
+def test_publisher_never_waits_for_a_reader_that_never_reads():
+    broker = LocalBroker(maxsize=10)
+    stuck = broker.listen()
+    assert next(stuck) is SUBSCRIBED
+    delivered = [broker.publish(n) for n in range(10_000)]
+    assert delivered[:10] == [1] * 10 and set(delivered[10:]) == {0}
+    assert list(stuck) == [*range(10), OVERFLOW]
+
+
+def test_fast_subscriber_keeps_everything_while_slow_one_is_dropped():
+    broker = LocalBroker(maxsize=2)
+    fast, slow = broker.listen(), broker.listen()
+    next(fast), next(slow)
+    received = []
+    for n in range(5):
+        broker.publish(n)
+        received.append(next(fast))
+    assert received == [0, 1, 2, 3, 4]
+    assert list(slow) == [0, 1, OVERFLOW]
+
+
+def test_idle_stream_sends_heartbeats_and_closing_unsubscribes(
+    small_broker, monkeypatch
+):
+    monkeypatch.setattr(broadcast, "HEARTBEAT_SECONDS", 0.01)
+    response = app.test_client().get("/stream")
+    body = iter(response.response)
+    next(body)  # subscribed
+    assert next(body) == b": keep-alive\n\n"
+    assert len(small_broker.queues) == 1
+    response.close()
+    assert small_broker.queues == set()
+
+
+def test_limit_ends_the_stream_after_that_many_messages(small_broker):
+    client = app.test_client()
+    body = iter(client.get("/stream?limit=1").response)
+    next(body)
+    client.post("/publish", json={"message": "only"})
+    assert list(body) == [b'event: message\ndata: "only"\n\n']
+    assert small_broker.queues == set()
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-1", "²", "x", ""])
+def test_bad_limit_is_a_400(limit):
+    response = app.test_client().get(f"/stream?limit={limit}")
+    assert response.status_code == 400
+    assert b"limit must be a whole number from 1 to 1000" in response.data
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({}, 400), ({"message": ""}, 400), ({"message": 3}, 400), ([], 400),
+     ({"message": "x" * 1001}, 413)],
+)  # fmt: skip
+def test_bad_message_is_a_4xx(body, status):
+    response = app.test_client().post("/publish", json=body)
+    assert response.status_code == status
