@@ -100,6 +100,18 @@ def test_nginx_buffers_by_default(proxy):
     assert not streams(pieces)
 
 
+def test_chunked_upstream_streams_through_default_buffering(proxy):
+    """With buffering still on, nginx 1.22 passes a *chunked* upstream body on
+    chunk by chunk. It asks upstreams with HTTP/1.0 unless told otherwise, and
+    gunicorn answers HTTP/1.0 without chunking: that body is what waits.
+    (Werkzeug's server chunks even for HTTP/1.0, which is why nginx in front
+    of ``flask run`` seems not to buffer.)"""
+    pieces, stream = timeline(proxy("proxy_http_version 1.1;"), PROBE)
+    assert stream.complete
+    assert lines_per_piece(pieces) == [1, 1, 1]
+    assert streams(pieces)
+
+
 def test_x_accel_buffering_header_streams_through_default_nginx(proxy):
     pieces, stream = timeline(proxy(), EVENTS)
     assert stream.headers.get("x-accel-buffering") is None  # nginx eats it
