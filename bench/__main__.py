@@ -35,7 +35,7 @@ QUICK = {
     "csv_sizes": [10_000, 50_000],
     "ttfb_sizes": [1_000, 50_000],
     "ttfb_repeats": 3,
-    "throughput_rows": 10_000,
+    "throughput_rows": 50_000,
     "throughput_repeats": 3,
     "file_bytes": 16 * 2**20,
     "file_repeats": 3,
