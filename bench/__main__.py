@@ -96,6 +96,7 @@ def main(argv=None):
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-")) if args.quick else OUT)
     if args.render:
         results = json.loads((out / "results.json").read_text())
+        results["targets"] = report.targets(results)  # the current rules
     else:
         results = run(args.quick, args.only, log=print)
     write(results, out)

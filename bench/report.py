@@ -101,10 +101,11 @@ def targets(results):
         found.append(target(
             "rows/s through gunicorn: 64 KiB chunks / one yield per row",
             batched / unbatched, ">=", 3))  # fmt: skip
-        best = max(p["rows_per_second"] for p in gunicorn)
+        # Against a limit, compare best runs: noise only ever slows a run.
+        best = max(p["rows"] / min(p["runs"]) for p in gunicorn)
         found.append(target(
             "best streamed CSV through gunicorn / in-memory generation",
-            best / limit["rows_per_second"], ">=", 0.5))  # fmt: skip
+            best / (limit["rows"] / min(limit["runs"])), ">=", 0.5))  # fmt: skip
     if "files" in results:
         points = results["files"]["results"]
         send_file = pick(points, how="send_file (sendfile)")["mib_per_second"]
