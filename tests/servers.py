@@ -13,6 +13,7 @@ with a reason; in CI (``FSP_STRICT=1``, set by ``.ci/run``) it fails.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -97,6 +98,11 @@ def process_server(
 ) -> Iterator[subprocess.Popen]:
     """Run a server command, wait for its port, stop it with SIGTERM."""
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed in finally
+    # The server shares this file's offset with us: without O_APPEND, a line it
+    # writes while read_log() has seeked to 0 overwrites the start of the log
+    # and is lost. (mode "a+" cannot set the flag on an fd already open.)
+    flags = fcntl.fcntl(log.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), full_env.get("PYTHONPATH")])

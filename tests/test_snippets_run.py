@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ROOT, free_port, process_server
+from tests.servers import ROOT, free_port, process_server, read_log
 
 SNIPPETS = sorted(
     p.stem for p in (ROOT / "snippets").glob("*.py") if p.name != "__init__.py"
@@ -42,3 +42,17 @@ def test_flask_run_streams_a_snippet_as_it_is():
         chunks = list(r.iter_raw())
         assert r.headers["transfer-encoding"] == "chunked"
     assert b"".join(chunks) == b"line 1\nline 2\nline 3\n"
+
+
+def test_server_log_keeps_every_line_while_it_is_read():
+    """read_log() seeks while the server writes; not one line may be lost."""
+    port = free_port()
+    script = (
+        "import socket\n"
+        f"socket.create_server(('127.0.0.1', {port})).accept()\n"
+        "for i in range(20000): print(f'line {i}', flush=True)\n"
+    )  # it starts writing once process_server has seen it listen
+    with process_server([sys.executable, "-c", script], port) as proc:
+        while proc.poll() is None:
+            read_log(proc)
+        assert read_log(proc).count("line ") == 20000
