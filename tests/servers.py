@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -68,6 +69,49 @@ def wait_for_port(port: int, proc: subprocess.Popen | None = None) -> None:
             return
         time.sleep(0.05)
     raise ServerDidNotStart(f"nothing listened on port {port}")
+
+
+def open_request(url, path, *, method="GET", headers=(), body=b"", timeout=10.0):
+    """Send one HTTP/1.1 request over a new socket, exactly as written (an HTTP
+    client would normalise ``../`` or add headers), and return the socket, so
+    a test reads the bytes the server really sends: status line, chunk sizes
+    and all."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    head = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}", *headers]
+    if body:
+        head.append(f"Content-Length: {len(body)}")
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    return sock
+
+
+def read_until(sock, marker: bytes, buffer: bytes = b"") -> bytes:
+    """Receive until ``marker`` is in what was received; fail if the server
+    closes first. Returns everything received, ``buffer`` included."""
+    while marker not in buffer:
+        data = sock.recv(65536)
+        assert data, f"connection closed before {marker!r}: {buffer[-200:]!r}"
+        buffer += data
+    return buffer
+
+
+def read_to_close(sock) -> bytes:
+    """Receive until the server closes the connection."""
+    data = bytearray()
+    while chunk := sock.recv(65536):
+        data += chunk
+    return bytes(data)
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true; return whether it was in time.
+    Use it as ``assert wait_until(...)``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 @contextlib.contextmanager

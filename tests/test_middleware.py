@@ -4,9 +4,7 @@
 tests prove the same over a real socket."""
 
 import logging
-import socket
 import threading
-from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask, Response
@@ -20,6 +18,7 @@ from snippets.middleware import (
     etag_everything,
     etag_when_buffered,
 )
+from tests.servers import open_request, read_until
 
 
 # [checkpoint]
@@ -199,26 +198,10 @@ def gated_app(install):
     return probe, client_has_first
 
 
-def open_stream(url):
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    return sock
-
-
-def read_until(sock, marker):
-    data = b""
-    while marker not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before {marker!r}: {data!r}"
-        data += chunk
-    return data
-
-
 @pytest.mark.live
 def test_safe_hook_streams_over_a_socket(live_server):
     probe, client_has_first = gated_app(hook(etag_when_buffered))
-    with open_stream(live_server(probe)) as sock:
+    with open_request(live_server(probe), "/", headers=["Connection: close"]) as sock:
         head = read_until(sock, b"first\n")  # would time out if buffered
         client_has_first.set()
         rest = read_until(sock, b"0\r\n\r\n")
@@ -241,7 +224,7 @@ def test_broken_one_buffers_over_a_socket(live_server, install, one_piece):
     """Nothing at all arrives while the generator waits: not even the status
     line. Released, the whole body comes at once."""
     probe, client_has_first = gated_app(install)
-    with open_stream(live_server(probe)) as sock:
+    with open_request(live_server(probe), "/", headers=["Connection: close"]) as sock:
         sock.settimeout(1.5)
         with pytest.raises(TimeoutError):
             sock.recv(65536)

@@ -34,13 +34,6 @@ def recording(app, seen):
     return wsgi
 
 
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_eventsource_reconnects_with_last_event_id(page, live_server):
     """The server closes the stream after 5 events; EventSource waits `retry`
     ms, reconnects on its own and sends Last-Event-ID: 5; the count goes on

@@ -4,16 +4,21 @@ docs/state/errors.rst. Werkzeug's server runs in this process; gunicorn and
 
 import contextlib
 import logging
-import socket
 import sys
 import time
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from snippets.midstream_errors import IncompleteStream, app, read_districts
-from tests.servers import free_port, gunicorn, process_server, read_log
+from tests.servers import (
+    free_port,
+    gunicorn,
+    open_request,
+    process_server,
+    read_log,
+    read_to_close,
+)
 
 pytestmark = pytest.mark.live
 
@@ -21,13 +26,10 @@ HEAD_END = b"\r\n\r\n"
 FIRST_CHUNK = b'18\r\n{"district": "Frogner"}\n\r\n'
 
 
-def raw_get(url, path):
+def received(url, path):
     """The exact bytes a client receives, until the server closes."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-        with sock.makefile("rb") as reader:
-            return reader.read()
+    with open_request(url, path) as sock:
+        return read_to_close(sock)
 
 
 @contextlib.contextmanager
@@ -59,7 +61,7 @@ def wait_for_log(log, text, timeout=10):
 
 def test_werkzeug_truncates_body_and_skips_errorhandler(live_server, caplog):
     caplog.set_level(logging.INFO)
-    data = raw_get(live_server(app), "/broken")
+    data = received(live_server(app), "/broken")
     head, _, body = data.partition(HEAD_END)
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert b"Transfer-Encoding: chunked" in head
@@ -71,7 +73,7 @@ def test_werkzeug_truncates_body_and_skips_errorhandler(live_server, caplog):
 @pytest.mark.parametrize("kind", ["sync", "gthread"])
 def test_gunicorn_truncates_body_and_logs_error(kind):
     with serve(kind) as (url, log):
-        head, _, body = raw_get(url, "/broken").partition(HEAD_END)
+        head, _, body = received(url, "/broken").partition(HEAD_END)
         text = wait_for_log(log, "RuntimeError: the data source failed")
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert body == FIRST_CHUNK
@@ -84,7 +86,7 @@ def test_flask_run_debug_hides_truncation():
     """The debugger catches the exception, cannot send its 500 page (the
     headers are out), logs a line, and lets the body end normally."""
     with serve("flask run --debug") as (url, log):
-        head, _, body = raw_get(url, "/broken").partition(HEAD_END)
+        head, _, body = received(url, "/broken").partition(HEAD_END)
         text = wait_for_log(log, "RuntimeError: the data source failed")
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert body == FIRST_CHUNK + b"0\r\n\r\n"  # looks complete

@@ -2,7 +2,6 @@
 server notices a client has gone, and what nginx does with an event stream."""
 
 import logging
-import socket
 import threading
 import time
 from urllib.parse import urlsplit
@@ -12,34 +11,9 @@ from flask import Flask, Response
 
 from snippets import token_stream
 from snippets.sse import app as sse_app
-from tests.servers import nginx
+from tests.servers import nginx, open_request, read_until, wait_until
 
 pytestmark = pytest.mark.live
-
-
-def raw_request(url, path, *, method="GET", body=b"", headers=()):
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    head = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}", *headers]
-    if body:
-        head.append(f"Content-Length: {len(body)}")
-    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-    return sock
-
-
-def read_until(sock, marker, buffer=b""):
-    while marker not in buffer:
-        data = sock.recv(65536)
-        assert data, f"connection closed before {marker!r}"
-        buffer += data
-    return buffer
-
-
-def wait_until(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_headers_wait_for_the_first_yield(live_server):
@@ -56,7 +30,7 @@ def test_headers_wait_for_the_first_yield(live_server):
 
         return Response(generate(), mimetype="text/event-stream")
 
-    with raw_request(live_server(app), "/") as sock:
+    with open_request(live_server(app), "/") as sock:
         sock.settimeout(1.0)  # a bounded wait to show a negative
         with pytest.raises(TimeoutError):
             sock.recv(1)
@@ -71,11 +45,11 @@ def test_stream_stops_after_client_disconnects(live_server, caplog):
     the generator's finally runs within a few event intervals."""
     caplog.set_level(logging.INFO, logger=sse_app.logger.name)
     url = live_server(sse_app)
-    sock = raw_request(url, "/events?every=100")
+    sock = open_request(url, "/events?every=100")
     with sock:
         read_until(sock, b"id: 2\n")
         hung_up = time.monotonic()
-    wait_until(lambda: any("stream closed" in m for m in caplog.messages))
+    assert wait_until(lambda: any("stream closed" in m for m in caplog.messages), 15)
     noticed = time.monotonic() - hung_up
     (message,) = [m for m in caplog.messages if "stream closed" in m]
     last_event = int(message.rsplit(" ", 1)[1])
@@ -96,7 +70,7 @@ def test_events_pass_through_nginx_one_by_one(live_server):
     port = urlsplit(live_server(sse_app)).port
     with (
         nginx(NGINX_PROXY.format(port=port)) as proxy,
-        raw_request(proxy, "/events?limit=2&every=1000") as sock,
+        open_request(proxy, "/events?limit=2&every=1000") as sock,
     ):
         received = read_until(sock, b"id: 1\n")
         assert b"id: 2" not in received and not received.endswith(b"0\r\n\r\n")
@@ -128,7 +102,7 @@ def test_generation_stops_when_the_client_goes_away(live_server, monkeypatch):
     monkeypatch.setattr(token_stream, "fake_model", model)
     url = live_server(token_stream.app)
     body = b'{"prompt": "go on forever"}'
-    sock = raw_request(
+    sock = open_request(
         url,
         "/generate",
         method="POST",

@@ -18,7 +18,14 @@ import pytest
 
 from snippets.downloads import app as downloads_app
 from snippets.uploads import app as uploads_app
-from tests.servers import ROOT, gunicorn, nginx, waitress
+from tests.servers import (
+    ROOT,
+    gunicorn,
+    nginx,
+    open_request,
+    read_to_close,
+    waitress,
+)
 
 pytestmark = pytest.mark.live
 
@@ -143,14 +150,8 @@ def test_gunicorn_range_and_304_over_the_wire(files_dir):
 
 def raw_request(url, target):
     """Send a request line exactly as given (clients normalise '../')."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(
-            f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    with open_request(url, target, headers=["Connection: close"]) as sock:
+        data = read_to_close(sock)
     return int(data.split(b" ", 2)[1]), data
 
 

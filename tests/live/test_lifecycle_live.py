@@ -6,15 +6,19 @@ the test reads the ``event: ...`` lines that ``app.logger`` wrote to its log.
 """
 
 import re
-import socket
 import time
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import pytest
 
 from snippets import lifecycle
-from tests.servers import gunicorn, read_log, werkzeug_server
+from tests.servers import (
+    gunicorn,
+    open_request,
+    read_log,
+    wait_until,
+    werkzeug_server,
+)
 
 pytestmark = pytest.mark.live
 
@@ -43,22 +47,6 @@ def serve(kind):
             yield url, lambda: re.findall(r"event: (.+)", read_log(proc))
 
 
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def open_stream(url, path):
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-    return sock
-
-
 def after_view(events):
     """The events after the first teardown (the view's), i.e. the body's."""
     return events[events.index("teardown_appcontext") + 1 :]
@@ -67,7 +55,7 @@ def after_view(events):
 @pytest.mark.parametrize("kind", ["werkzeug", "sync", "gthread"])
 def test_cleanup_runs_after_disconnect_in_order(kind):
     with serve(kind) as (url, events):
-        sock = open_stream(url, "/wait?seconds=30&beat=yes")
+        sock = open_request(url, "/wait?seconds=30&beat=yes")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")
         assert wait_until(lambda: "body starts" in events(), 30)
         dropped = time.monotonic()
@@ -86,7 +74,7 @@ def test_empty_yields_never_notice_disconnect(kind):
     the generator) ends it."""
     with serve(kind) as (url, events):
         sent = time.monotonic()
-        sock = open_stream(url, "/wait?seconds=4&beat=no")
+        sock = open_request(url, "/wait?seconds=4&beat=no")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")
         assert wait_until(lambda: "body starts" in events(), 30)
         sock.close()
@@ -102,7 +90,7 @@ def test_empty_yields_never_notice_disconnect(kind):
 
 def test_stream_that_completes_has_no_client_gone_event():
     with serve("werkzeug") as (url, events):
-        sock = open_stream(url, "/wait?seconds=1&beat=yes")
+        sock = open_request(url, "/wait?seconds=1&beat=yes")
         with sock, sock.makefile("rb") as reader:
             body = reader.read()
         assert body.endswith(b"5\r\ndone\n\r\n0\r\n\r\n")

@@ -1,19 +1,16 @@
 """Over a real socket, Werkzeug's server streams: proof for basics/responses."""
 
-import socket
 import threading
-from urllib.parse import urlsplit
 
 from flask import Flask, Response
 
 from snippets.hello_stream import app as hello_app
+from tests.servers import open_request
 
 
 def raw_get(url, path):
     """Send a bare HTTP/1.1 GET; return the socket and a reader over it."""
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+    sock = open_request(url, path)
     return sock, sock.makefile("rb")
 
 

@@ -1,14 +1,12 @@
 """formats/mjpeg and formats/zip over real servers."""
 
 import io
-import socket
 import zipfile
-from urllib.parse import urlsplit
 
 import pytest
 
 from snippets.zip_download import app as zip_app
-from tests.servers import gunicorn
+from tests.servers import gunicorn, open_request
 
 pytestmark = pytest.mark.live
 
@@ -16,10 +14,7 @@ STREAM = "/stream.mjpg?fps=5"
 
 
 def open_viewer(url, path=STREAM):
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=20)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-    return sock
+    return open_request(url, path, timeout=20)
 
 
 def status_line(sock):
