@@ -4,7 +4,6 @@ RQ workers run the job, Redis holds its progress, Flask streams it."""
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from rq import Queue, SimpleWorker, Worker, get_current_job
 from rq.job import Job, JobStatus
 
 from snippets import job_progress
-from tests.servers import ROOT, free_port, process_server, redis_server
+from tests.servers import ROOT, free_port, process_server, redis_server, stop
 
 pytestmark = [pytest.mark.live, pytest.mark.redis]
 
@@ -52,12 +51,7 @@ def rq_worker(redis_url):
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
 
 
 def run_burst_worker(redis_url):

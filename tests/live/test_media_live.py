@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from snippets.zip_download import app as zip_app
-from tests.servers import gunicorn, open_request
+from tests.servers import gunicorn, open_request, read_to_close
 
 pytestmark = pytest.mark.live
 
@@ -78,19 +78,12 @@ def response_head(sock):
     return lines[0], headers, rest
 
 
-def read_all(sock, rest):
-    chunks = [rest]
-    while piece := sock.recv(65536):
-        chunks.append(piece)
-    return b"".join(chunks)
-
-
 def test_sized_zip_goes_out_with_content_length_not_chunked(live_server):
     url = live_server(zip_app)
     sock = open_viewer(url, "/bundle.zip?file=ndjson.py&file=mjpeg.py")
     with sock:
         status, headers, rest = response_head(sock)
-        body = read_all(sock, rest)
+        body = rest + read_to_close(sock)
     assert status == "HTTP/1.1 200 OK"
     assert "transfer-encoding" not in headers
     assert int(headers["content-length"]) == len(body)
@@ -102,7 +95,7 @@ def test_zip_with_generated_member_is_chunked(live_server):
     sock = open_viewer(url, "/bundle.zip?rows=100000")
     with sock:
         status, headers, rest = response_head(sock)
-        body = read_all(sock, rest)
+        body = rest + read_to_close(sock)
     assert status == "HTTP/1.1 200 OK"
     assert headers["transfer-encoding"] == "chunked"
     assert "content-length" not in headers
