@@ -54,7 +54,7 @@ def inline():
 def buffered():
     rows = parse_rows(default=50)
     template = app.jinja_env.get_template("report.html")
-    stream = template.stream(rows=readings(rows), request=request)
+    stream = template.stream(rows=readings(rows))
     stream.enable_buffering(size=20)  # group 20 template pieces per chunk
     return Response(stream_with_context(stream), mimetype="text/html")
 
