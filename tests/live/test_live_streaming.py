@@ -1,11 +1,13 @@
 """Over a real socket, Werkzeug's server streams: proof for basics/responses."""
 
+import socket
 import threading
+from urllib.parse import urlsplit
 
 from flask import Flask, Response
 
 from snippets.hello_stream import app as hello_app
-from tests.servers import open_request
+from tests.servers import open_request, read_to_close
 
 
 def raw_get(url, path):
@@ -95,3 +97,15 @@ def test_not_threaded_server_streams_without_chunking(live_server):
     assert status.startswith("HTTP/1.0 200")
     assert "transfer-encoding" not in headers
     assert body == b"line 1\nline 2\n"
+
+
+def test_threaded_dev_server_chunks_even_an_http_1_0_request(live_server):
+    """Werkzeug 3.1.9 decides on chunking from its own protocol version, not
+    the client's: an HTTP/1.0 request (what nginx sends upstream by default)
+    still gets a chunked body from the threaded server."""
+    parts = urlsplit(live_server(hello_app))
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"GET /count?n=2 HTTP/1.0\r\nHost: x\r\n\r\n")
+        head, _, body = read_to_close(sock).partition(b"\r\n\r\n")
+    assert b"\r\nTransfer-Encoding: chunked" in head
+    assert body == b"7\r\nline 1\n\r\n7\r\nline 2\n\r\n0\r\n\r\n"
