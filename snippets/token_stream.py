@@ -9,7 +9,7 @@ from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
 
 app = Flask(__name__)
-app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # a bigger body: 413 before the view
+app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # bigger: 413 when the view reads it
 
 MAX_PROMPT = 2000  # characters
 TOKEN_DELAY = 0.005  # seconds per token: the model "thinks"
