@@ -105,7 +105,8 @@ def event(name, data):
 @app.get("/stream")
 def stream():
     raw = request.args.get("limit", str(MAX_LIMIT))  # then end the stream
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(MAX_LIMIT))
+    if not short or not 1 <= int(raw) <= MAX_LIMIT:
         abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
     limit = int(raw)
 

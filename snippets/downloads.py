@@ -28,7 +28,8 @@ def download(name):
 
 def rows_arg():
     raw = request.args.get("rows", "10")
-    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_ROWS:
+    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(MAX_ROWS))
+    if not short or not 1 <= int(raw) <= MAX_ROWS:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
     return int(raw)
 

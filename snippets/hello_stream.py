@@ -12,7 +12,9 @@ MAX_COUNT = 10_000
 def count():
     raw = request.args.get("n", "3")
     # Validate before the stream starts: a 400 is still possible here.
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= int(raw) <= MAX_COUNT:
+    # ASCII digits only, and short: int() refuses strings of over 4,300 digits.
+    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(MAX_COUNT))
+    if not short or not 1 <= int(raw) <= MAX_COUNT:
         abort(400, f"n must be a whole number from 1 to {MAX_COUNT}")
     n = int(raw)
 

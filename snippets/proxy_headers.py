@@ -23,7 +23,8 @@ STREAM_HEADERS = {
 
 def whole_number(name, default, low, high):
     raw = request.args.get(name, str(default))
-    if not raw.isdecimal() or not low <= int(raw) <= high:
+    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(high))
+    if not short or not low <= int(raw) <= high:
         abort(400, f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 

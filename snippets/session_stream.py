@@ -117,7 +117,12 @@ def connect():
 def report():
     raw = request.args.get("lines", "3")
     # Digits only, and few: int() raises ValueError (a 500) past 4,300 digits.
-    if not (raw.isdecimal() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LINES):
+    if not (
+        raw.isascii()
+        and raw.isdecimal()
+        and len(raw) <= 4
+        and 1 <= int(raw) <= MAX_LINES
+    ):
         abort(400, f"lines must be a whole number from 1 to {MAX_LINES}")
     lines = int(raw)
     run_id = uuid.uuid4().hex

@@ -77,7 +77,10 @@ def bundle():
             abort(404, f"no file named {name!r} is on offer")
     raw_rows = request.args.get("rows")
     if raw_rows is not None and not (
-        raw_rows.isascii() and raw_rows.isdecimal() and 1 <= int(raw_rows) <= MAX_ROWS
+        raw_rows.isascii()
+        and raw_rows.isdecimal()
+        and len(raw_rows) <= len(str(MAX_ROWS))
+        and 1 <= int(raw_rows) <= MAX_ROWS
     ):
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
     if not names and raw_rows is None:
