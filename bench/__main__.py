@@ -8,12 +8,13 @@ tests/test_performance.py runs, and it writes to a temporary folder unless
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import memory, network, report
+from bench import fanout, memory, network, report, servers
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "_bench"
@@ -26,10 +27,16 @@ FULL = {
     "throughput_repeats": 5,
     "file_bytes": 1024 * 2**20,
     "file_repeats": 7,
-    "gevent_streams": 5_000,
+    "gevent_streams": 10_000,
     "gthread_threads": 100,
-    "sse_interval": 1.0,
+    "sse_interval": 2.0,
     "db_rows": 200_000,
+    "servers_rows": 100_000,
+    "servers_repeats": 5,
+    "servers_chunks": [64 * 1024, 256 * 1024],
+    "servers": list(servers.SERVERS),
+    "fanout_subscribers": 1_000,
+    "fanout_messages": 20,
 }
 QUICK = {
     "csv_sizes": [10_000, 50_000],
@@ -43,6 +50,17 @@ QUICK = {
     "gthread_threads": 10,
     "sse_interval": 0.25,
     "db_rows": 20_000,
+    "servers_rows": 20_000,
+    "servers_repeats": 2,
+    "servers_chunks": [64 * 1024],
+    # the WSGI-to-ASGI bridges and hypercorn's WSGI mode; the full run has all
+    "servers": [
+        "uvicorn + a2wsgi",
+        "uvicorn + asgiref WsgiToAsgi",
+        "hypercorn (WSGI)",
+    ],
+    "fanout_subscribers": 40,
+    "fanout_messages": 3,
 }
 
 SECTIONS = {
@@ -56,6 +74,10 @@ SECTIONS = {
         c["gevent_streams"], c["gthread_threads"], c["sse_interval"]
     ),
     "database": lambda c: memory.database_memory(c["db_rows"]),
+    "servers": lambda c: servers.servers(
+        c["servers_rows"], c["servers_repeats"], c["servers_chunks"], c["servers"]
+    ),
+    "fanout": lambda c: fanout.fanout(c["fanout_subscribers"], c["fanout_messages"]),
 }
 
 
@@ -71,6 +93,7 @@ def run(quick=False, only=tuple(SECTIONS), log=print):
         results[name] = SECTIONS[name](config)
         results[name]["section_seconds"] = time.monotonic() - section_start
     results["meta"]["duration_seconds"] = time.monotonic() - started
+    results["meta"]["load_average_at_end"] = os.getloadavg()
     results["targets"] = report.targets(results)
     return results
 
@@ -80,6 +103,8 @@ def write(results, out_dir):
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for name, text in report.tables(results).items():
         (out_dir / name).write_text(text)
+    for stale in out_dir.glob("*.png"):  # the plots are SVG now
+        stale.unlink()
     report.plots(results, out_dir)
 
 

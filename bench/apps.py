@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import Flask, Response, abort, request, send_file
 
 from snippets.csv_export import (
+    CHUNK_SIZE,
     HEADER,
     MAX_ROWS,
     WriteThrough,
@@ -24,6 +25,7 @@ from snippets.csv_export import (
 app = Flask(__name__)
 
 FILE_CHUNK = 8 * 1024
+MAX_CHUNK = 16 * 2**20
 SSE_INTERVAL = float(os.environ.get("BENCH_SSE_INTERVAL", "1.0"))
 
 
@@ -31,6 +33,14 @@ def row_count():
     raw = request.args.get("rows", "1000")
     if not raw.isdecimal() or not 1 <= int(raw) <= MAX_ROWS:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
+    return int(raw)
+
+
+def chunk_size():
+    """``?chunk=`` bytes per piece of the batched CSV (default: the snippet's)."""
+    raw = request.args.get("chunk", str(CHUNK_SIZE))
+    if not raw.isdecimal() or not 1024 <= int(raw) <= MAX_CHUNK:
+        abort(400, f"chunk must be a whole number from 1024 to {MAX_CHUNK:,}")
     return int(raw)
 
 
@@ -53,7 +63,8 @@ def build_csv(rows):
 
 @app.get("/batched.csv")
 def batched():
-    return Response(csv_chunks(fetch_rows(row_count())), mimetype="text/csv")
+    chunks = csv_chunks(fetch_rows(row_count()), chunk_size())
+    return Response(chunks, mimetype="text/csv")
 
 
 @app.get("/unbatched.csv")

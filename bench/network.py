@@ -185,9 +185,15 @@ def files(size, repeats):
 
 
 def raise_fd_limit(needed):
+    """Raise RLIMIT_NOFILE for this process and the servers it starts (they
+    inherit it). As root the hard limit can be raised too; otherwise the soft
+    limit stops at the hard one. Returns the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, max(needed, hard)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
@@ -197,17 +203,53 @@ def worker_rss(proc):
     return worker.memory_info().rss
 
 
-def hold_streams(url, count, interval, min_beats=2):
+def hold_streams(url, count, interval, min_beats=2, batch=500):
     """Open ``count`` SSE streams at once; return how many get heartbeats.
 
     A stream is held when it received at least ``min_beats`` heartbeats after
-    the last stream was opened, so all of them were open at the same time.
+    every stream was open and had answered (or none had answered for a
+    while), so all of them were open at the same time.
     """
     host, port = url.removeprefix("http://").split(":")
     request = f"GET /sse HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     selector = selectors.DefaultSelector()
     streams, failed = {}, 0
-    for _ in range(count):
+
+    def read_for(seconds, until=None, stall=None):
+        """Read every ready stream for ``seconds``, or until ``until()``, or
+        until no new stream has answered for ``stall`` seconds."""
+        deadline = time.monotonic() + seconds
+        answered, progress = sum(s["bytes"] > 0 for s in streams.values()), None
+        last = time.monotonic()
+        while time.monotonic() < deadline and not (until and until()):
+            for key, _ in selector.select(timeout=0.1):
+                state = streams[key.fileobj]
+                try:
+                    data = key.fileobj.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    selector.unregister(key.fileobj)
+                    continue
+                if not state["bytes"]:
+                    answered += 1
+                state["bytes"] += len(data)
+                text = state["tail"] + data
+                state["beats"] += text.count(b": heartbeat")
+                state["tail"] = text[-16:].replace(b": heartbeat", b"")
+            if progress != answered:
+                progress, last = answered, time.monotonic()
+            elif stall and time.monotonic() - last > stall:
+                return
+
+    def answered():
+        return all(s["bytes"] for s in streams.values())
+
+    for opened in range(count):
+        if opened and not opened % batch:
+            # Let the worker accept what is waiting before opening more: a
+            # full listen backlog drops connections that then retry slowly.
+            read_for(120, until=answered, stall=max(5.0, 3 * interval))
         sock = socket.socket()
         sock.settimeout(10)
         try:
@@ -220,24 +262,14 @@ def hold_streams(url, count, interval, min_beats=2):
         sock.setblocking(False)
         streams[sock] = {"tail": b"", "beats": 0, "bytes": 0}
         selector.register(sock, selectors.EVENT_READ)
+    # On a busy machine the worker may still be accepting when the last
+    # connect returns: wait until every stream has answered, or none has for
+    # a while (a gthread worker never answers the ones beyond its threads).
+    read_for(120, until=answered, stall=max(5.0, 3 * interval))
     all_open = time.monotonic()
     for state in streams.values():
         state["beats"] = 0
-    deadline = all_open + interval * (min_beats + 2)
-    while time.monotonic() < deadline:
-        for key, _ in selector.select(timeout=0.1):
-            state = streams[key.fileobj]
-            try:
-                data = key.fileobj.recv(65536)
-            except BlockingIOError:
-                continue
-            if not data:
-                selector.unregister(key.fileobj)
-                continue
-            state["bytes"] += len(data)
-            text = state["tail"] + data
-            state["beats"] += text.count(b": heartbeat")
-            state["tail"] = text[-16:].replace(b": heartbeat", b"")
+    read_for(interval * (min_beats + 2))
     return streams, selector, failed, all_open
 
 
@@ -246,13 +278,14 @@ def concurrency(gevent_streams, gthread_threads, interval):
     # Each side of a stream holds one descriptor: this process and the worker
     # (which inherits the limit) each need one per stream, plus some slack.
     requested = gevent_streams
-    gevent_streams = min(gevent_streams, raise_fd_limit(gevent_streams + 200) - 200)
+    fd_limit = raise_fd_limit(gevent_streams + 1000)
+    gevent_streams = min(gevent_streams, fd_limit - 200)
     env = ("--env", f"BENCH_SSE_INTERVAL={interval}", "--timeout", "120")
     configs = (
         (
             f"gunicorn gevent, 1 worker, --worker-connections {2 * gevent_streams}",
             "gevent",
-            ("--worker-connections", str(2 * gevent_streams)),
+            ("--worker-connections", str(2 * gevent_streams), "--backlog", "4096"),
             gevent_streams,
         ),
         (
@@ -271,8 +304,13 @@ def concurrency(gevent_streams, gthread_threads, interval):
         ):
             fetch(f"{url}/batched.csv?rows=10", buffer)  # warm-up
             idle = worker_rss(proc)
+            (worker,) = psutil.Process(proc.pid).children()
+            cpu = worker.cpu_times(), time.process_time(), time.monotonic()
             streams, selector, failed, _ = hold_streams(url, opened, interval)
             loaded = worker_rss(proc)
+            worker_cpu = sum(worker.cpu_times()[:2]) - sum(cpu[0][:2])
+            client_cpu = time.process_time() - cpu[1]
+            wall = time.monotonic() - cpu[2]
             held = sum(state["beats"] >= 2 for state in streams.values())
             silent = sum(state["bytes"] == 0 for state in streams.values())
             for sock in streams:
@@ -287,6 +325,11 @@ def concurrency(gevent_streams, gthread_threads, interval):
                 "held": held,
                 "silent": silent,  # not a single byte received, not even headers
                 "heartbeat_interval": interval,
+                "fd_limit": fd_limit,
+                # CPU seconds each side used while opening and holding them,
+                # against the wall time: near 1.0 means that side was busy
+                "worker_cpu_share": worker_cpu / wall,
+                "client_cpu_share": client_cpu / wall,
                 "worker_rss_idle": idle,
                 "worker_rss_loaded": loaded,
                 "rss_per_stream": loaded / held if held else None,

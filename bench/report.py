@@ -15,7 +15,21 @@ from importlib.metadata import version
 import psutil
 
 MIB = 2**20
-PACKAGES = ("flask", "werkzeug", "gunicorn", "gevent", "sqlalchemy", "matplotlib")
+PACKAGES = (
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "gevent",
+    "waitress",
+    "pyuwsgi",
+    "uvicorn",
+    "a2wsgi",
+    "asgiref",
+    "hypercorn",
+    "redis",
+    "sqlalchemy",
+    "matplotlib",
+)
 
 
 # --- where and when --------------------------------------------------------
@@ -117,7 +131,23 @@ def targets(results):
         gevent = pick(results["concurrency"]["results"], worker_class="gevent")
         found.append(target(
             "concurrent SSE streams held by one gunicorn gevent worker",
-            gevent["held"], ">=", 1000))  # fmt: skip
+            gevent["held"], ">=", 10_000))  # fmt: skip
+    if "servers" in results:
+        data = results["servers"]
+        for chunk in data["chunks"]:
+            worst = min((p for p in data["results"] if p["chunk"] == chunk),
+                        key=lambda p: p["of_limit"])  # fmt: skip
+            found.append(target(
+                f"slowest server ({worst['server']}), {size(chunk)} chunks "
+                "/ in-memory generation", worst["of_limit"], ">=", 0.5))  # fmt: skip
+    if "fanout" in results:
+        f = results["fanout"]
+        found.append(target(
+            f"fan-out: fewest streams reached by a message / {f['subscribers']:,} "
+            "subscribers", min(f["received"]) / f["subscribers"], ">=", 1))  # fmt: skip
+        found.append(target(
+            "fan-out: p99 publish-to-receipt latency (seconds)",
+            f["p99"], "<=", 1))  # fmt: skip
     return found
 
 
@@ -142,6 +172,10 @@ def size(n):
     if n >= MIB:
         return f"{n / MIB:,.1f} MiB"
     return f"{n / 1024:,.0f} KiB"
+
+
+def percent(share):
+    return "n/a" if share is None else f"{share:.0%}"
 
 
 def ms(seconds):
@@ -169,7 +203,10 @@ def machine_table(meta):
             ["CPU", f"{m['cpu']}, {m['cores']} cores"],
             ["Memory", size(m["memory_bytes"])],
             ["System", m["os"]],
-            ["Load average at start", load],
+            ["Load average (1, 5, 15 min) at start", load],
+            ["Load average at end", ", ".join(
+                f"{x:.2f}" for x in meta.get("load_average_at_end", ()))
+             or "not recorded"],
             ["Python", m["python"]],
             ["Packages", f"{packages}, nginx {m['nginx']}"],
         ],
@@ -246,13 +283,15 @@ def concurrency_table(concurrency):
     rows = [
         [p["server"], f"{p['opened']:,}", f"{p['held']:,}", f"{p['silent']:,}",
          size(p["worker_rss_idle"]), size(p["worker_rss_loaded"]),
-         size(p["rss_per_stream"]), size(p["added_rss_per_stream"])]
+         size(p["rss_per_stream"]), size(p["added_rss_per_stream"]),
+         percent(p.get("worker_cpu_share")), percent(p.get("client_cpu_share"))]
         for p in concurrency["results"]
     ]  # fmt: skip
     return table(
         ["Server", "Streams opened", "Streams held", "Waiting, no byte",
          "Worker RSS idle",
-         "Worker RSS holding them", "RSS / streams", "Added RSS / stream"],
+         "Worker RSS holding them", "RSS / streams", "Added RSS / stream",
+         "Worker CPU busy", "Client CPU busy"],
         rows)  # fmt: skip
 
 
@@ -267,6 +306,29 @@ def database_table(database):
     return table(["How", "Rows", "Traced peak", "RSS added", "Seconds"], rows)
 
 
+def servers_table(servers):
+    rows = []
+    for p in servers["results"]:
+        runs = p["runs"]
+        rows.append([p["server"], size(p["chunk"]), f"{p['best_rows_per_second']:,.0f}",
+                     f"{p['rows'] / max(runs):,.0f} to {p['rows'] / min(runs):,.0f}",
+                     f"{p['of_limit']:.0%}", ms(p["ttfb"])])  # fmt: skip
+    return table(
+        ["Server", "Chunks", "Rows per second (best run)", "Slowest to fastest run",
+         "Of in-memory (best runs)", "First byte (ms, median)"], rows)  # fmt: skip
+
+
+def fanout_table(f):
+    split = " + ".join(map(str, f["per_instance"]))
+    rows = [[f"{f['subscribers']:,}", f"{f['instances']} ({split})",
+             f"{f['messages']}", f"{min(f['received']):,}", ms(f["p50"]), ms(f["p99"]),
+             ms(f["max"])]]  # fmt: skip
+    return table(
+        ["Subscribers", "Instances (streams each)", "Messages",
+         "Fewest streams a message reached", "p50 (ms)", "p99 (ms)", "Max (ms)"],
+        rows)  # fmt: skip
+
+
 TABLES = {
     "memory": memory_table,
     "ttfb": ttfb_table,
@@ -274,6 +336,8 @@ TABLES = {
     "files": files_table,
     "concurrency": concurrency_table,
     "database": database_table,
+    "servers": servers_table,
+    "fanout": fanout_table,
 }
 
 
@@ -292,20 +356,67 @@ def tables(results):
 # --- plots -----------------------------------------------------------------
 
 
+# Readable on furo's light and dark themes: no fill behind the figure, mid-grey
+# text and axes, colours that keep their contrast on white and on near-black.
+GREY = "#808080"
+COLOURS = ["#3b82f6", "#f97316", "#10b981", "#e11d48", "#a855f7"]
+STYLE = {
+    "svg.fonttype": "none",  # text stays text: small files, the page's font
+    "svg.hashsalt": "flask-streaming-patterns",  # the same ids every run
+    "font.family": "sans-serif",
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 12,
+    "legend.fontsize": 11,
+    "figure.facecolor": "none",
+    "axes.facecolor": "none",
+    "savefig.facecolor": "none",
+    "savefig.transparent": True,
+    "text.color": GREY,
+    "axes.labelcolor": GREY,
+    "axes.edgecolor": GREY,
+    "xtick.color": GREY,
+    "ytick.color": GREY,
+    "grid.color": GREY,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+    "axes.prop_cycle": f"cycler(color={COLOURS!r})",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+WIDTH = 4.8  # inches: shown 390 px wide, the 12 pt text is about 13 px high
+
+
+def rows_label(value, _position=None):
+    if value >= 1e6:
+        return f"{value / 1e6:g}M"
+    return f"{value / 1e3:g}k" if value >= 1e3 else f"{value:g}"
+
+
 def plots(results, out_dir):
-    """Write the PNG plots; return their file names."""
+    """Write the SVG plots; return their file names."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("svg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     written = []
+    plt.rcParams.update(STYLE)
 
     def save(fig, name):
         fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=100, metadata={"Software": None})
+        fig.savefig(out_dir / name, format="svg", bbox_inches="tight",
+                    metadata={"Date": None, "Creator": None})  # fmt: skip
         plt.close(fig)
         written.append(name)
+
+    def log_rows(ax):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=100))
+        ax.xaxis.set_major_formatter(FuncFormatter(rows_label))
+        ax.xaxis.set_minor_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
     def lines(ax, points, y, label, scale=1.0, style="-"):
         points = sorted(points, key=lambda p: p["rows"])
@@ -313,51 +424,85 @@ def plots(results, out_dir):
                 style, marker="o", label=label)  # fmt: skip
 
     if "memory" in results:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
         for variant, label in (("built", "built first"), ("streamed", "streamed")):
             points = [p for p in results["memory"]["points"] if p["variant"] == variant]
             lines(ax, points, "traced_peak", label, 1 / MIB)
-        ax.set(xscale="log", yscale="log", xlabel="rows",
-               ylabel="peak traced memory (MiB)",
-               title="CSV export: peak memory by row count")  # fmt: skip
-        ax.legend()
-        save(fig, "memory.png")
+        log_rows(ax)
+        ax.set(yscale="log", xlabel="rows", ylabel="peak traced MiB",
+               title="CSV export: peak memory")  # fmt: skip
+        ax.legend(loc="upper left")
+        save(fig, "memory.svg")
 
     if "ttfb" in results:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        for variant in ("built", "streamed"):
-            points = [p for p in results["ttfb"]["points"] if p["variant"] == variant]
-            lines(ax, points, "ttfb", f"{variant}: first byte", 1000)
-            lines(ax, points, "total", f"{variant}: whole body", 1000, "--")
-        ax.set(xscale="log", yscale="log", xlabel="rows", ylabel="milliseconds",
-               title="CSV export through gunicorn gthread")  # fmt: skip
-        ax.legend(fontsize="small")
-        save(fig, "ttfb.png")
+        # Two panels: first byte and whole body. On one log axis the streamed
+        # and built lines coincide where the body is one chunk and hide each
+        # other; side by side each panel shows its own pair.
+        fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4), sharey=True)
+        for ax, y, title in zip(axes, ("ttfb", "total"),
+                                ("first byte", "whole body"), strict=True):  # fmt: skip
+            for variant, label in (("built", "built first"), ("streamed", "streamed")):
+                points = [p for p in results["ttfb"]["points"]
+                          if p["variant"] == variant]  # fmt: skip
+                lines(ax, points, y, label, 1000, "-" if variant == "built" else "--")
+            log_rows(ax)
+            ax.set(yscale="log", xlabel="rows", title=title)
+            ax.grid(True, which="major")
+        axes[0].set_ylabel("milliseconds")
+        axes[0].legend(loc="upper left")
+        save(fig, "ttfb.svg")
 
-    def bars(name, labels, values, xlabel, title, log=False):
-        fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(labels)))
-        ax.barh(labels[::-1], values[::-1])
+    def bars(name, labels, values, xlabel, title, log=False, line=None):
+        fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.42 * len(labels)))
+        ax.barh(labels[::-1], values[::-1], color=COLOURS[0])
         ax.set(xlabel=xlabel, title=title)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         if log:
             ax.set_xscale("log")
+        if line is not None:
+            ax.axvline(line, color=COLOURS[1], linestyle="--")
         save(fig, name)
 
     if "throughput" in results:
         points = results["throughput"]["results"]
-        chunk = {"batched": "64 KiB chunks", "unbatched": "yield per row"}
-        bars("throughput.png",
-             [f"{p['server']}, {chunk[p['variant']]}" for p in points],
-             [p["rows_per_second"] for p in points],
-             "rows per second", "CSV rows per second")  # fmt: skip
+        chunk = {"batched": "64 KiB", "unbatched": "per row"}
+        server = {"none (in memory)": "in memory", "gunicorn gthread": "gunicorn",
+                  "Werkzeug (flask run)": "Werkzeug"}  # fmt: skip
+        bars("throughput.svg",
+             [f"{server.get(p['server'], p['server'])}, {chunk[p['variant']]}"
+              for p in points],
+             [p["rows_per_second"] / 1000 for p in points],
+             "thousand rows per second", "CSV rows per second")  # fmt: skip
     if "files" in results:
         points = results["files"]["results"]
-        bars("files.png", [f"{p['server']}, {p['how']}" for p in points],
+        bars("files.svg", [f"{p['server'].split()[0]}, {p['how'].split(' (')[0]}"
+                           for p in points],
              [p["mib_per_second"] for p in points], "MiB per second",
              f"A {results['files']['bytes'] // MIB} MiB file")  # fmt: skip
+    if "servers" in results:
+        data = results["servers"]
+        names = list(dict.fromkeys(p["server"] for p in data["results"]))
+        fig, ax = plt.subplots(figsize=(WIDTH, 1.2 + 0.5 * len(names)))
+        height = 0.8 / len(data["chunks"])
+        for i, chunk in enumerate(data["chunks"]):
+            shares = [pick(data["results"], server=n, chunk=chunk)["of_limit"]
+                      for n in names]  # fmt: skip
+            ax.barh([k + i * height for k in range(len(names))][::-1], shares,
+                    height, label=f"{size(chunk)} chunks")  # fmt: skip
+        short = [re.sub(r" \(.*\)| threaded| WsgiToAsgi", "", n)
+                 .replace(" + ", "+") for n in names]  # fmt: skip
+        ax.set_yticks([k + height * (len(data["chunks"]) - 1) / 2
+                       for k in range(len(names))][::-1], short)  # fmt: skip
+        ax.axvline(0.5, color=GREY, linestyle=":")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
+        ax.set(xlabel="share of the in-memory limit")
+        ax.legend(loc="lower center", bbox_to_anchor=(0.4, 1.0), ncol=2)
+        save(fig, "servers.svg")
     if "database" in results:
         points = results["database"]["points"]
-        bars("database.png", [p["mode"] for p in points],
+        bars("database.svg", [p["mode"] for p in points],
              [p["traced_peak"] / MIB for p in points],
-             "peak traced memory (MiB, log scale)",
+             "peak traced MiB (log scale)",
              f"{points[0]['rows']:,} rows from SQLite", log=True)  # fmt: skip
     return written

@@ -14,6 +14,7 @@ import pytest
 
 from bench import report
 from bench.__main__ import OUT, QUICK, run
+from bench.servers import SERVERS
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.rst"
 INCLUDED = re.compile(r"(?:image::|:file:)\s*/_bench/(\S+)")
@@ -33,6 +34,18 @@ def offline():
 def served():
     """Time to first byte, throughput and concurrency against real gunicorn."""
     return run(quick=True, only=("ttfb", "throughput", "concurrency"), log=quiet)
+
+
+@pytest.fixture(scope="module")
+def compared():
+    """The WSGI-to-ASGI bridges (and hypercorn's WSGI mode) serving the CSV."""
+    return run(quick=True, only=("servers",), log=quiet)
+
+
+@pytest.fixture(scope="module")
+def broadcast():
+    """Fan-out through a real redis-server to two gunicorn gevent instances."""
+    return run(quick=True, only=("fanout",), log=quiet)
 
 
 def point(points, **where):
@@ -113,13 +126,42 @@ def test_every_target_is_reported_with_a_verdict(served):
     assert all(line.startswith(("PASS  ", "FAIL  ")) for line in lines)
 
 
+@pytest.mark.live
+def test_every_bridge_streams_the_csv_first_byte_before_the_body(compared):
+    points = compared["servers"]["results"]
+    assert {p["server"] for p in points} == set(QUICK["servers"])
+    smallest_body = min(p["body_bytes"] for p in points)
+    for p in points:
+        # the whole CSV arrived (chunk framing only adds bytes) ...
+        assert p["body_bytes"] >= smallest_body >= 20 * QUICK["servers_rows"]
+        # ... and its first byte came well before its last: it streamed
+        assert p["ttfb"] * 2 <= min(p["runs"]), p["server"]
+
+
+@pytest.mark.live
+@pytest.mark.redis
+def test_redis_fanout_reaches_every_subscriber_on_both_instances(broadcast):
+    f = broadcast["fanout"]
+    subscribers = QUICK["fanout_subscribers"]
+    assert f["per_instance"] == [subscribers // 2, subscribers // 2]
+    assert f["subscribed"] == subscribers
+    # Redis counted every subscriber on both instances, and each stream got
+    # every message exactly once
+    assert f["delivered_to"] == [subscribers] * QUICK["fanout_messages"]
+    assert f["received"] == [subscribers] * QUICK["fanout_messages"]
+    assert 0 < f["p50"] <= f["p99"] <= f["max"]
+
+
 # --- the committed results the page shows ------------------------------------
 
 
 def test_committed_results_are_a_full_run_with_every_target():
     results = json.loads((OUT / "results.json").read_text())
     assert results["meta"]["quick"] is False
-    assert len(results["targets"]) == 7
+    assert len(results["targets"]) == 11
+    assert set(results["servers"]["chunks"]) == {64 * 1024, 256 * 1024}
+    # every server of the matrix, measured in the same run
+    assert {p["server"] for p in results["servers"]["results"]} == set(SERVERS)
     assert results["targets"] == report.targets(results)
 
 
@@ -131,5 +173,17 @@ def test_page_tables_are_generated_from_the_committed_json():
 
 def test_every_table_and_plot_the_page_includes_exists():
     included = set(INCLUDED.findall(PAGE.read_text()))
-    assert {"targets.csv", "machine.csv", "memory.png"} <= included
+    assert {"targets.csv", "machine.csv", "memory.svg", "servers.svg"} <= included
     assert {p.name for p in OUT.iterdir()} >= included
+
+
+def test_plots_are_small_transparent_svgs_and_the_page_shows_each():
+    included = set(INCLUDED.findall(PAGE.read_text()))
+    assert not list(OUT.glob("*.png"))
+    for path in OUT.glob("*.svg"):
+        text = path.read_text()
+        assert path.name in included, f"{path.name} is not on the page"
+        assert len(text) < 60_000, path.name
+        assert "#ffffff" not in text.lower(), f"{path.name} has a white fill"
+    # the ttfb plot has two panels, each with both series
+    assert (OUT / "ttfb.svg").read_text().count('id="axes_') == 2
