@@ -29,7 +29,7 @@ FULL = {
     "file_repeats": 7,
     "gevent_streams": 10_000,
     "gthread_threads": 100,
-    "sse_interval": 2.0,
+    "sse_interval": 5.0,
     "db_rows": 200_000,
     "servers_rows": 100_000,
     "servers_repeats": 5,
