@@ -36,7 +36,7 @@ FULL = {
     "servers_chunks": [64 * 1024, 256 * 1024],
     "servers": list(servers.SERVERS),
     "fanout_subscribers": 1_000,
-    "fanout_messages": 20,
+    "fanout_messages": 10,
 }
 QUICK = {
     "csv_sizes": [10_000, 50_000],
@@ -98,6 +98,40 @@ def run(quick=False, only=tuple(SECTIONS), log=print):
     return results
 
 
+def update(results, fresh):
+    """Put the sections of the run ``fresh`` into ``results``, and record it.
+
+    For re-measuring a few sections without rerunning everything: the meta
+    keeps the first run and lists each later one (when, which sections, the
+    load), so the machine table says which numbers come from which run.
+    """
+    sections = [name for name in SECTIONS if name in fresh]
+    for name in sections:
+        results[name] = fresh[name]
+    meta, new = results["meta"], fresh["meta"]
+    if meta["quick"] != new["quick"]:
+        raise ValueError("cannot mix quick and full results")
+    meta["config"] = {**meta["config"], **new["config"]}
+    old, now = meta["machine"]["packages"], new["machine"]["packages"]
+    changed = {k for k in old.keys() & now.keys() if old[k] != now[k]}
+    if changed:
+        raise ValueError(f"installed versions changed since the run: {changed}")
+    meta["machine"]["packages"] = {**old, **now}
+    meta.setdefault("updates", []).append(
+        {
+            "sections": sections,
+            "date": new["machine"]["date"],
+            "os": new["machine"]["os"],
+            "cpu": f"{new['machine']['cpu']}, {new['machine']['cores']} cores",
+            "load_average_at_start": new["machine"]["load_average_at_start"],
+            "load_average_at_end": new["load_average_at_end"],
+            "duration_seconds": new["duration_seconds"],
+        }
+    )
+    results["targets"] = report.targets(results)
+    return results
+
+
 def write(results, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -114,6 +148,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="where results go")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS),
                         default=list(SECTIONS))  # fmt: skip
+    parser.add_argument("--update", action="store_true",
+                        help="measure the --only sections and put them into "
+                             "the results.json already in --out")  # fmt: skip
     parser.add_argument("--render", action="store_true",
                         help="measure nothing: redraw tables and plots from "
                              "the results.json already in --out")  # fmt: skip
@@ -122,6 +159,9 @@ def main(argv=None):
     if args.render:
         results = json.loads((out / "results.json").read_text())
         results["targets"] = report.targets(results)  # the current rules
+    elif args.update:
+        results = json.loads((out / "results.json").read_text())
+        update(results, run(args.quick, args.only, log=print))
     else:
         results = run(args.quick, args.only, log=print)
     write(results, out)

@@ -207,6 +207,12 @@ def machine_table(meta):
             ["Load average at end", ", ".join(
                 f"{x:.2f}" for x in meta.get("load_average_at_end", ()))
              or "not recorded"],
+            *[[f"Re-measured: {', '.join(u['sections'])}",
+               f"{u['date']}, {u['duration_seconds']:.0f} s, {u['cpu']}, "
+               f"{u['os']}; load average "
+               f"{', '.join(f'{x:.2f}' for x in u['load_average_at_start'])} at "
+               f"start, {', '.join(f'{x:.2f}' for x in u['load_average_at_end'])}"
+               " at end"] for u in meta.get("updates", ())],
             ["Python", m["python"]],
             ["Packages", f"{packages}, nginx {m['nginx']}"],
         ],

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import report
-from bench.__main__ import OUT, QUICK, run
+from bench.__main__ import OUT, QUICK, run, update
 from bench.servers import SERVERS
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.rst"
@@ -163,6 +163,10 @@ def test_committed_results_are_a_full_run_with_every_target():
     # every server of the matrix, measured in the same run
     assert {p["server"] for p in results["servers"]["results"]} == set(SERVERS)
     assert results["targets"] == report.targets(results)
+    # a section re-measured later says so, with its own date and load
+    for later in results["meta"].get("updates", ()):
+        assert set(later["sections"]) <= results.keys()
+        assert len(later["load_average_at_end"]) == 3
 
 
 def test_page_tables_are_generated_from_the_committed_json():
@@ -187,3 +191,25 @@ def test_plots_are_small_transparent_svgs_and_the_page_shows_each():
         assert "#ffffff" not in text.lower(), f"{path.name} has a white fill"
     # the ttfb plot has two panels, each with both series
     assert (OUT / "ttfb.svg").read_text().count('id="axes_') == 2
+
+
+def test_update_replaces_only_the_sections_measured_again():
+    results = json.loads((OUT / "results.json").read_text())
+    fresh = {
+        "meta": {
+            "quick": False,
+            "config": {"fanout_messages": 1},
+            "machine": {**results["meta"]["machine"], "date": "later"},
+            "load_average_at_end": (1.0, 2.0, 3.0),
+            "duration_seconds": 1.0,
+        },
+        "fanout": {**results["fanout"], "p99": 0.5},
+    }
+    merged = update(json.loads(json.dumps(results)), fresh)
+    assert merged["fanout"]["p99"] == 0.5
+    assert merged["memory"] == results["memory"]
+    assert merged["meta"]["updates"][-1]["sections"] == ["fanout"]
+    assert merged["meta"]["config"]["fanout_messages"] == 1
+    assert "Re-measured: fanout" in report.machine_table(
+        {**merged["meta"], "duration_seconds": 1.0}
+    )
