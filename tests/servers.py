@@ -265,3 +265,75 @@ def nginx(server_block: str) -> Iterator[str]:
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
         with process_server(argv, port):
             yield f"http://127.0.0.1:{port}"
+
+
+# --- Extensions: Flask-Session's memcached store and a Celery worker ---------
+# (docs/extensions/flask_session.rst and docs/extensions/celery.rst)
+
+
+@contextlib.contextmanager
+def memcached() -> Iterator[str]:
+    """A throwaway memcached on loopback (TCP only); yields "127.0.0.1:PORT"."""
+    binary = require_binary("memcached")
+    port = free_port()
+    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]  # memcached refuses to run as root without -u
+    with process_server(argv, port):
+        yield f"127.0.0.1:{port}"
+
+
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+@contextlib.contextmanager
+def celery_worker(
+    target: str, redis_url: str, *, pool: str = "solo", args: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen]:
+    """`celery -A target worker --pool=POOL` with REDIS_URL set, in its own
+    process group; waits for its "ready." log line. The process gets
+    ``startup_seconds`` (from launch to ready). Stopped with SIGTERM to the
+    whole group (prefork children included), SIGKILL if it will not go."""
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed in finally
+    flags = fcntl.fcntl(log.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), env.get("PYTHONPATH")])
+    )
+    argv = [
+        CELERY, "-A", target, "worker", f"--pool={pool}", "--concurrency=1",
+        "--loglevel=INFO", "--without-mingle", "--without-gossip", *args,
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    proc.log = log  # type: ignore[attr-defined]
+    try:
+        ready = wait_until(
+            lambda: proc.poll() is not None or " ready." in read_log(proc),
+            timeout=START_TIMEOUT,
+        )
+        if not ready or proc.poll() is not None:
+            raise ServerDidNotStart(
+                f"{' '.join(argv)}: not ready\n--- its output ---\n{read_log(proc)}"
+            )
+        proc.startup_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        yield proc
+    finally:
+        stop_group(proc)
+        log.close()
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM to the process group that ``proc`` leads, then SIGKILL to
+    whatever is left of it (a prefork worker's children)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
