@@ -65,10 +65,8 @@ class RawStore:
 @pytest.fixture(params=["redis", "memcached"])
 def store(request, redis_url, memcached_address):
     """(the snippet's app on this store, a raw reader of the store)."""
-    if request.param == "redis":
-        url = redis_url
-    else:
-        url = f"memcached://{memcached_address}"
+    memcached_url = f"memcached://{memcached_address}"
+    url = redis_url if request.param == "redis" else memcached_url
     return create_app(url), RawStore(request.param, url)
 
 
