@@ -288,16 +288,60 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 
 @contextlib.contextmanager
 def celery_worker(
-    target: str, redis_url: str, *, pool: str = "solo", args: tuple[str, ...] = ()
+    target: str,
+    redis_url: str,
+    *,
+    pool: str = "solo",
+    args: tuple[str, ...] = (),
+    env: dict | None = None,
 ) -> Iterator[subprocess.Popen]:
     """`celery -A target worker --pool=POOL` with REDIS_URL set, in its own
     process group; waits for its "ready." log line. The process gets
     ``startup_seconds`` (from launch to ready). Stopped with SIGTERM to the
     whole group (prefork children included), SIGKILL if it will not go."""
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed in finally
+    spec = {"pool": pool, "args": args, "env": env}
+    with celery_workers(target, {redis_url: spec}) as procs:
+        yield procs[redis_url]
+
+
+@contextlib.contextmanager
+def celery_workers(
+    target: str, specs: dict[str, dict]
+) -> Iterator[dict[str, subprocess.Popen]]:
+    """Several workers at once, ``{redis_url: {"pool", "args", "env"}}``:
+    all start together, then all are awaited, then all stop together."""
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for redis_url, spec in specs.items():
+            procs[redis_url] = _start_worker(target, redis_url, **spec)
+        for proc in procs.values():
+            ready = wait_until(
+                lambda proc=proc: (
+                    proc.poll() is not None or " ready." in read_log(proc)
+                ),
+                timeout=START_TIMEOUT,
+            )
+            if not ready or proc.poll() is not None:
+                raise ServerDidNotStart(
+                    f"{' '.join(proc.args)}: not ready\n--- its output ---\n"
+                    f"{read_log(proc)}"
+                )
+            proc.startup_seconds = time.monotonic() - proc.started  # type: ignore[attr-defined]
+        yield procs
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            stop_group(proc)
+            proc.log.close()  # type: ignore[attr-defined]
+
+
+def _start_worker(target, redis_url, *, pool="solo", args=(), env=None):
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed by the caller
     flags = fcntl.fcntl(log.fileno(), fcntl.F_GETFL)
     fcntl.fcntl(log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), "REDIS_URL": redis_url}
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), env.get("PYTHONPATH")])
     )
@@ -311,20 +355,8 @@ def celery_worker(
         start_new_session=True,
     )  # fmt: skip
     proc.log = log  # type: ignore[attr-defined]
-    try:
-        ready = wait_until(
-            lambda: proc.poll() is not None or " ready." in read_log(proc),
-            timeout=START_TIMEOUT,
-        )
-        if not ready or proc.poll() is not None:
-            raise ServerDidNotStart(
-                f"{' '.join(argv)}: not ready\n--- its output ---\n{read_log(proc)}"
-            )
-        proc.startup_seconds = time.monotonic() - started  # type: ignore[attr-defined]
-        yield proc
-    finally:
-        stop_group(proc)
-        log.close()
+    proc.started = started  # type: ignore[attr-defined]
+    return proc
 
 
 def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
