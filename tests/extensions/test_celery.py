@@ -6,6 +6,8 @@ import subprocess
 from importlib.metadata import requires
 
 import pytest
+from celery.concurrency import get_implementation
+from celery.concurrency.base import BasePool
 
 from snippets.celery_progress import app
 from tests.servers import CELERY, ROOT
@@ -67,3 +69,13 @@ def test_celery_dash_a_on_the_module_finds_the_flask_app():
     assert done.stderr.splitlines()[-1] == (
         "AttributeError: 'Flask' object has no attribute 'user_options'"
     )
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_solo_and_threads_pools_cannot_kill_a_task(pool):
+    """What revoke(terminate=True) asks of the pool. (Prefork's pool sets its
+    own terminate_job when it starts: the live test shows it kill a task.)"""
+    pool_class = get_implementation(pool)
+    assert pool_class.terminate_job is BasePool.terminate_job
+    with pytest.raises(NotImplementedError, match="does not implement kill_job"):
+        BasePool.terminate_job(None, 1234)
