@@ -284,6 +284,9 @@ def memcached() -> Iterator[str]:
 
 
 CELERY = str(Path(sys.executable).with_name("celery"))
+# A worker imports Celery, kombu and the app before it is ready: slow on a
+# busy machine (20 s seen here with three workers starting under coverage).
+WORKER_START_TIMEOUT = 60.0
 
 
 @contextlib.contextmanager

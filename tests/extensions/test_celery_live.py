@@ -13,7 +13,7 @@ from kombu.exceptions import EncodeError
 from snippets import celery_progress
 from snippets.celery_progress import create_app
 from tests.servers import (
-    START_TIMEOUT,
+    WORKER_START_TIMEOUT,
     celery_workers,
     read_log,
     redis_server,
@@ -91,7 +91,7 @@ def wait_for_step(app, task_id, done):
 
 
 def test_worker_becomes_ready_in_time(worker):
-    assert 0 < worker.startup_seconds < START_TIMEOUT
+    assert 0 < worker.startup_seconds < WORKER_START_TIMEOUT
     log = read_log(worker)
     assert "reports.build" in log  # the [tasks] list
     if os.geteuid() == 0:  # as CI runs it: a warning, not a refusal (json, not pickle)

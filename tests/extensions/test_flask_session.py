@@ -52,3 +52,9 @@ def test_bad_line_counts_are_a_400_that_touches_no_store(lines):
     assert response.status_code == 400
     assert b"lines must be a whole number from 1 to 1000" in response.data
     assert "Set-Cookie" not in response.headers
+
+
+def test_a_session_without_an_export_gets_a_404_without_the_store():
+    response = app.test_client().get("/export/last")
+    assert response.status_code == 404
+    assert b"no finished export in this session" in response.data
