@@ -159,18 +159,6 @@ def test_a_bogus_last_event_id_still_ends_with_the_task(client, last_id):
         assert [event_id for event_id, _ in events] == ["end"]
 
 
-def test_cancel_flag_stops_the_task_at_its_next_step(app, client):
-    report = start(client, 200)  # 10 s if nothing stops it
-    wait_for_step(app, report["id"], 1)
-    response = client.post(f"/reports/{report['id']}/cancel")
-    assert response.status_code == 202
-    event_id, last = sse(client.get(report["events"]).get_data(as_text=True))[-1]
-    assert event_id == "end"
-    assert last["state"] == "CANCELLED"
-    assert 1 <= last["done"] < 200
-    assert app.extensions["celery"].AsyncResult(report["id"]).ready() is False
-
-
 @pytest.fixture(params=["solo", "threads", "prefork"])
 def pool_app(request, workers):
     """(pool, an app whose queue only a worker of that pool reads, its log)."""
@@ -195,8 +183,26 @@ def test_revoke_terminate_stops_only_a_prefork_task(pool_app):
         assert last["result"] == sum(i * i for i in range(1, steps + 1))
     else:
         assert last["error"] == "TaskRevokedError('terminated')"
+    if pool != "solo":  # the control message reached the pool at once
+        assert wait_until(lambda: f"Terminating {report['id']}" in read_log(proc))
     if pool == "threads":
         assert "does not implement kill_job" in read_log(proc)
+
+
+def test_cancel_flag_stops_the_task_at_its_next_step(pool_app):
+    """The cooperative flag, with each pool: the task stops between steps
+    and stores its own CANCELLED state (which Celery does not call ready)."""
+    _, app, _ = pool_app
+    client = app.test_client()
+    report = start(client, 200)  # 10 s if nothing stops it
+    wait_for_step(app, report["id"], 1)
+    response = client.post(f"/reports/{report['id']}/cancel")
+    assert response.status_code == 202
+    event_id, last = sse(client.get(report["events"]).get_data(as_text=True))[-1]
+    assert event_id == "end"
+    assert last["state"] == "CANCELLED"
+    assert 1 <= last["done"] < 200
+    assert app.extensions["celery"].AsyncResult(report["id"]).ready() is False
 
 
 def test_a_task_gets_the_app_context_but_no_request(app, client):
@@ -246,6 +252,23 @@ def test_a_pending_task_keeps_its_stream_open_with_heartbeats(redis_url, monkeyp
     assert next(chunks) == b'id: 0\ndata: {"state": "PENDING", "done": 0}\n\n'
     assert next(chunks) == b": still working\n\n"
     response.close()
+
+
+def test_celery_calls_an_id_it_never_saw_pending(app):
+    assert app.extensions["celery"].AsyncResult("made-up").state == "PENDING"
+
+
+def test_update_state_keeps_only_the_latest_state(app, redis_url):
+    """One key per task in the result backend, overwritten by each state."""
+    build = app.extensions["celery"].tasks["reports.build"]
+    build.apply(args=[3], task_id="only-the-latest")
+    raw = celery_progress.redis(redis_url)
+    assert raw.keys("*only-the-latest*") == [b"celery-task-meta-only-the-latest"]
+    stored = json.loads(raw.get("celery-task-meta-only-the-latest"))
+    assert (stored["status"], stored["result"]) == (
+        "PROGRESS",
+        {"done": 3, "total": 3},
+    )  # the last update_state; apply() here does not store its return value
 
 
 def test_the_task_body_in_process(app):

@@ -30,6 +30,15 @@ def test_memcached_without_a_client_warns_and_picks_pymemcache_on_11211():
     assert client.default_noreply is True  # writes do not wait for an answer
 
 
+def test_redis_without_a_client_warns_and_connects_to_localhost_6379():
+    bare = Flask(__name__)
+    bare.config["SESSION_TYPE"] = "redis"
+    with pytest.warns(RuntimeWarning, match="No valid Redis instance provided"):
+        Session(bare)
+    kwargs = bare.session_interface.client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"]) == ("localhost", 6379)
+
+
 def test_snippet_passes_its_own_pooled_client():
     memcached_app = create_app("memcached://127.0.0.1:1")
     interface = memcached_app.session_interface
