@@ -138,14 +138,14 @@ def snapshots(result, after):
     sent = None if after == 0 else after
     while True:
         state, info = result.state, result.info  # read from the result backend
+        if not isinstance(info, dict):  # None, or an exception: say only its name
+            info = {"done": 0} if info is None else {"error": type(info).__name__}
         if state in ENDED:
-            event = info if isinstance(info, dict) else {"error": repr(info)}
-            yield "end", {"state": state, **event}
+            yield "end", {"state": state, **info}
             return  # the task is over, and so is the stream, whatever `after` was
-        done = info.get("done", 0) if isinstance(info, dict) else 0
-        if sent is None or done > sent:
-            sent = done
-            yield str(done), {"state": state, **(info or {"done": 0})}
+        if sent is None or info.get("done", 0) > sent:
+            sent = info.get("done", 0)
+            yield str(sent), {"state": state, **info}
         else:
             yield None
         time.sleep(POLL_SECONDS)
@@ -159,22 +159,22 @@ def snapshots(result, after):
 def report_events(task_id):
     result = own_task(task_id)
     last_id = request.headers.get("Last-Event-ID", "0")  # a reconnecting browser
-    if last_id == "end" and result.state in ENDED:
-        return "", 204  # it has seen the end: EventSource stops reconnecting
-    after = (
-        0 if last_id == "end" else whole_number(last_id, "Last-Event-ID", 0, MAX_STEPS)
-    )
+    if last_id == "end":  # it has seen the end...
+        if result.state in ENDED:
+            return "", 204  # ...so nothing more will come: EventSource stops
+        last_id = "0"  # ...of a task that still runs: start again
+    after = whole_number(last_id, "Last-Event-ID", 0, MAX_STEPS)
 
     def sse():
         quiet_since = time.monotonic()
         for item in snapshots(result, after):
-            if item:
-                yield f"id: {item[0]}\ndata: {json.dumps(item[1])}\n\n"
-            elif time.monotonic() - quiet_since < HEARTBEAT_SECONDS:
-                continue
-            else:
+            if item is not None:
+                event_id, event = item
+                yield f"id: {event_id}\ndata: {json.dumps(event)}\n\n"
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
                 yield ": still working\n\n"  # a comment: EventSource ignores it
-            quiet_since = time.monotonic()
+                quiet_since = time.monotonic()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return Response(sse(), mimetype="text/event-stream", headers=headers)
