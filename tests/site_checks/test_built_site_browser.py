@@ -145,14 +145,18 @@ INVISIBLE = re.compile(
 )
 
 
-def setup_code(rel):
+def setup_code(rel, *, teardown=False):
     """The page's invisible set-up blocks, as a reader's session would have
-    them (imports, a test client)."""
+    them (imports, a test client). A block whose first line is ``# teardown``
+    (a page that started servers stops them there) is left out, or, with
+    ``teardown=True``, is all that is returned."""
     source = DOCS / rel.replace(".html", ".rst")
     text = source.read_text()
+    blocks = [
+        "\n".join(line[3:] for line in b.splitlines()) for b in INVISIBLE.findall(text)
+    ]
     return "\n".join(
-        "\n".join(line[3:] for line in block.splitlines())
-        for block in INVISIBLE.findall(text)
+        b for b in blocks if b.lstrip().startswith("# teardown") == teardown
     )
 
 
@@ -188,6 +192,7 @@ def test_every_copied_example_runs_when_pasted_into_a_repl(site, tab, monkeypatc
                 "Traceback" in printed and not expected_error
             ):
                 failures.append(f"{rel}: {text[:60]!r}: {printed[-300:]}")
+        console.runsource(setup_code(rel, teardown=True), symbol="exec")
     assert blocks > 150
     Path("/tmp/copy_failures.txt").write_text("\n\n".join(failures))
     assert not failures
