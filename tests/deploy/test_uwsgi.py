@@ -2,6 +2,7 @@
 the nginx buffering table that tests/deploy/test_uwsgi_live.py measures."""
 
 import math
+import os
 
 import pytest
 
@@ -34,6 +35,26 @@ def test_an_unknown_stream_or_file_is_a_404():
 def test_a_download_and_a_ping():
     assert client.get("/files/alphabet.txt").data.startswith(b"a")
     assert client.get("/ping").data == b"pong\n"
+
+
+def test_a_memory_page_is_4096_bytes_here():
+    assert os.sysconf("SC_PAGE_SIZE") == PAGE == 4096
+
+
+def test_send_file_hands_the_file_to_wsgi_file_wrapper():
+    """What lets uWSGI sendfile() or offload a download: Werkzeug's wrap_file
+    uses the server's wsgi.file_wrapper when the server offers one."""
+    wrapped = []
+
+    def file_wrapper(file, block_size=8192):
+        wrapped.append(file.name)
+        return iter(lambda: file.read(block_size), b"")
+
+    response = client.get(
+        "/files/alphabet.txt", environ_base={"wsgi.file_wrapper": file_wrapper}
+    )
+    assert response.data.startswith(b"a")
+    assert [os.path.basename(name) for name in wrapped] == ["alphabet.txt"]
 
 
 def test_head_bytes_are_the_status_line_and_the_three_headers():
