@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from importlib import metadata
 from urllib.error import HTTPError
 
 import pytest
@@ -118,6 +119,9 @@ def ended(port, stream_id):
 
 
 def test_the_wheel_is_uwsgi_2_0_30():
+    """pyuwsgi comes as a prebuilt (manylinux) wheel: nothing to compile."""
+    wheel = metadata.distribution("pyuwsgi").read_text("WHEEL")
+    assert "Tag: cp311-cp311-manylinux" in wheel
     version = subprocess.run(
         [str(UWSGI), "--version"], capture_output=True, text=True, check=True
     )
@@ -520,10 +524,12 @@ def stalled(port, path):
 )
 def test_offload_frees_the_worker_only_for_a_file(offload, instance, path, worker_free):
     """With the only worker busy sending to a client that does not read, is
-    /ping answered within 1 s? Then the slow client leaves."""
+    /ping answered (within 3 s), or not (nothing within 1 s)? Then the slow
+    client leaves."""
     port = offload[instance]
     slow = stalled(port, path)
-    sock, answered = ping(port, timeout=1.0)
+    # More time for a yes than for a no: a loaded machine answers slowly.
+    sock, answered = ping(port, timeout=3.0 if worker_free else 1.0)
     slow.close()
     try:
         assert answered is worker_free
