@@ -35,6 +35,7 @@ from tests.servers import (
 pytestmark = pytest.mark.live
 
 TARGET = "snippets.uwsgi_stream:app"
+CLOSING = "tests.deploy.uwsgi_closing:app"  # the same app, logging each close
 EVENT = re.compile(rb"data: (\d+) (\d+\.\d+) \.*\n\n")
 END = b"event: end\ndata: complete\n\n"
 
@@ -164,7 +165,7 @@ def instances(big_file):
             TARGET, *one, "--threads", "4", "--http-keepalive", listen=ALL[:2]
         ),
         "harakiri": uwsgi(
-            TARGET, "--processes", "2", "--harakiri", "2", *chunked, listen=ALL[:3]
+            CLOSING, "--processes", "2", "--harakiri", "2", *chunked, listen=ALL[:3]
         ),
         # 1 process x 1 thread: offloading, the 1x1 shape
         "plain": uwsgi(TARGET, *one, env=env),
@@ -465,7 +466,9 @@ def test_harakiri_kills_a_stream_that_keeps_writing(instances):
     """--harakiri 2 against a 4 s stream: the worker is killed 1 to 3.5 s in
     (the master checks once a second), and the body looks complete: closed
     on --http-socket, a proper last chunk from the --http router. Only the
-    missing end event tells the client."""
+    missing end event tells the client. uWSGI never closes the killed
+    response, so the generator's ``finally`` does not run; the pings after
+    it are closed, as every finished response is."""
     ports, proc = instances["harakiri"]
     results = {}
     threads = [
@@ -493,6 +496,8 @@ def test_harakiri_kills_a_stream_that_keeps_writing(instances):
         sock, answered = ping(ports[option], timeout=10)
         sock.close()
         assert answered
+    assert wait_until(lambda: read_log(proc).count("closed: /ping?") == 2)
+    assert "closed: /events?count=20&" not in read_log(proc)
 
 
 # -- offloading ---------------------------------------------------------------------
