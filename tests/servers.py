@@ -270,7 +270,7 @@ def nginx(server_block: str) -> Iterator[str]:
 
 # -- uWSGI for deploy/uwsgi (helper "uwsgi"; to reconcile with the matrix's) --
 
-UWSGI = ROOT / ".venv" / "bin" / "uwsgi"  # the pyuwsgi wheel: no compiler
+UWSGI = Path(sys.executable).parent / "uwsgi"  # the pyuwsgi wheel, in this venv
 
 
 @contextlib.contextmanager
