@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -268,6 +269,76 @@ def nginx(server_block: str) -> Iterator[str]:
         with process_server(argv, port):
             yield f"http://127.0.0.1:{port}"
 
+
+# -- uWSGI for deploy/uwsgi (helper "uwsgi"; to reconcile with the matrix's) --
+
+UWSGI = Path(sys.executable).parent / "uwsgi"  # the pyuwsgi wheel, in this venv
+
+
+@contextlib.contextmanager
+def uwsgi(
+    target: str,
+    *args: str,
+    listen: tuple[str, ...] = ("--http-socket",),
+    env: dict | None = None,
+) -> Iterator[tuple[dict[str, int], subprocess.Popen]]:
+    """uWSGI serving ``target`` ("snippets.name:app") with ``args``, one free
+    port per option in ``listen`` (``--http-socket``, ``--http11-socket``,
+    ``--http`` or ``--socket``, the uwsgi protocol for nginx); yields
+    ({option: port}, master process) once every worker is up.
+
+    ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM without it. A SIGTERM
+    that comes before the master has loaded the app is ignored, so this waits
+    for the workers (and the --http router) before it yields."""
+    if not UWSGI.exists():
+        raise ServerDidNotStart(f"{UWSGI} is missing: pip install pyuwsgi")
+    ports = {option: free_port() for option in listen}
+    module, _, callable_ = target.partition(":")
+    argv = [str(UWSGI), "--module", module, "--callable", callable_ or "app"]
+    for option, port in ports.items():
+        argv += [option, f"127.0.0.1:{port}"]
+    argv += ["--master", "--die-on-term", "--disable-logging", *args]
+    workers = int(args[args.index("--processes") + 1]) if "--processes" in args else 1
+    with process_server(argv, next(iter(ports.values())), env=env) as proc:
+
+        def ready():
+            log = read_log(proc)
+            return log.count("spawned uWSGI worker") >= workers and (
+                "--http" not in ports or "spawned uWSGI http 1" in log
+            )
+
+        if not wait_until(ready, START_TIMEOUT):
+            raise ServerDidNotStart(f"{' '.join(argv)}:\n{read_log(proc)}")
+        try:
+            yield ports, proc
+        finally:  # SIGINT: workers die at once, even in the middle of a stream
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)  # else process_server's stop() kills it
+
+
+@contextlib.contextmanager
+def started_together(managers: dict) -> Iterator[dict]:
+    """Enter several launchers at once, and leave them at once: each uWSGI
+    takes about a second to load the app and another to stop."""
+    entered: dict = {}
+
+    def enter(item):
+        key, manager = item
+        value = manager.__enter__()
+        entered[key] = (manager, value)
+
+    with ThreadPoolExecutor(max(1, len(managers))) as pool:
+        try:
+            futures = [pool.submit(enter, item) for item in managers.items()]
+            for future in futures:  # all of them done, then the first failure
+                future.exception()
+            for future in futures:
+                future.result()
+            yield {key: value for key, (_, value) in entered.items()}
+        finally:
+            exits = [manager.__exit__ for manager, _ in entered.values()]
+            list(pool.map(lambda leave: leave(None, None, None), exits))
 
 # --- Extensions: Flask-Session's memcached store and a Celery worker ---------
 # (docs/extensions/flask_session.rst and docs/extensions/celery.rst)
