@@ -79,7 +79,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 	$(BIN)/ruff format $(LINT_PATHS)
 
-# The demo pages' screenshots on the SSE, tokens and MJPEG pages (Chromium).
+# The demo pages' screenshots on the SSE, tokens and MJPEG pages (Chromium;
+# fonts-noto-cjk and fonts-noto-color-emoji draw the answer's CJK and emoji).
 screenshots: $(STAMP) system
 	$(BIN)/python -m tests.demo_screenshots docs/_static/demos
 
