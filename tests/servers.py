@@ -340,6 +340,7 @@ def started_together(managers: dict) -> Iterator[dict]:
             exits = [manager.__exit__ for manager, _ in entered.values()]
             list(pool.map(lambda leave: leave(None, None, None), exits))
 
+
 # --- Extensions: Flask-Session's memcached store and a Celery worker ---------
 # (docs/extensions/flask_session.rst and docs/extensions/celery.rst)
 
