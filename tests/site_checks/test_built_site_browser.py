@@ -194,7 +194,6 @@ def test_every_copied_example_runs_when_pasted_into_a_repl(site, tab, monkeypatc
                 failures.append(f"{rel}: {text[:60]!r}: {printed[-300:]}")
         console.runsource(setup_code(rel, teardown=True), symbol="exec")
     assert blocks > 150
-    Path("/tmp/copy_failures.txt").write_text("\n\n".join(failures))
     assert not failures
 
 
