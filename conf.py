@@ -72,6 +72,8 @@ intersphinx_mapping = {
 html_theme = "furo"
 html_title = project
 html_favicon = "docs/_static/favicon.svg"
+html_static_path = ["docs/_static"]
+html_css_files = ["site.css"]
 
 # Where the site is published: Read the Docs sets its canonical URL; a local
 # build uses the project's default. It feeds sitemap.xml and OpenGraph tags.

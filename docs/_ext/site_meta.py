@@ -1,8 +1,11 @@
-"""Sidebar captions that assistive technology can place.
+"""Sidebar captions that assistive technology can place, and code blocks a
+keyboard can scroll.
 
 furo marks each toctree caption ``role="heading"`` with no level; axe-core
 reports that as a critical violation (aria-required-attr, 6 nodes on every
-page before this). Each caption becomes a level-2 heading. (Meta
+page before this). Each caption becomes a level-2 heading. A code block
+wider than its box scrolls; axe-core asks that a keyboard can reach it
+(scrollable-region-focusable), so every ``<pre>`` takes focus. (Meta
 descriptions come from sphinxext-opengraph, which also writes
 ``<meta name="description">`` from the page's first paragraph.)
 """
@@ -17,6 +20,8 @@ def page_context(app, pagename, templatename, context, doctree) -> None:
                 'class="caption" role="heading">',
                 'class="caption" role="heading" aria-level="2">',
             )
+    if isinstance(context.get("body"), str):
+        context["body"] = context["body"].replace("<pre>", '<pre tabindex="0">')
 
 
 def setup(app):

@@ -62,7 +62,18 @@ def built(name):
 def test_the_site_ships_a_sitemap_llms_txt_and_a_favicon():
     assert "<loc>" in built("sitemap.xml")
     assert built("llms.txt").startswith("# Flask Streaming Patterns")
-    assert '<link rel="shortcut icon" href="_static/favicon.svg">' in built("index.html")
+    icon = '<link rel="shortcut icon" href="_static/favicon.svg">'
+    assert icon in built("index.html")
+
+
+def test_no_link_points_at_the_loopback_address():
+    linked = [
+        str(p.relative_to(HTML))
+        for p in HTML.rglob("*.html")
+        if 'href="http://127.0.0.1' in p.read_text()
+        or 'href="http://localhost' in p.read_text()
+    ]
+    assert not linked
 
 
 def test_every_page_has_a_description_and_opengraph_tags():
