@@ -83,7 +83,7 @@ def fast():
             for first in range(1, lines + 1, batch):
                 last = min(first + batch, lines + 1)
                 # 64 bytes a line, no pause at all
-                yield "".join(f"{n:09d} {'x' * 54}\n" for n in range(first, last))
+                yield "".join(f"{n:09d} {'x' * 53}\n" for n in range(first, last))
                 sent = last - 1
         except GeneratorExit:
             how = "GeneratorExit"

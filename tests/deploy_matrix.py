@@ -570,7 +570,7 @@ def cells(row):
         "still running": f"still running after {FAST_WINDOW_S} s",
     }[row["fast"]]
     if row["fast_race"]:
-        fast = "a race: closed, or running on for minutes"
+        fast = "a race: closed, or still running"
     if row["long_stream"] == "complete":
         long_stream = "complete"
     elif row["long_stream_looks_complete"]:
