@@ -4,14 +4,14 @@
 it with ``snippets/server_probe.py`` and writes ``docs/deploy/_data/servers.json``
 (every value), ``servers.csv`` (every cell, one row per server) and one
 transposed table per family of servers, ``servers-<family>.csv``, which
-deploy/servers shows in tabs (narrow enough for a phone). The live tests
-measure again and assert that every cell still equals the committed file, so
-the tables cannot drift.
+deploy/servers shows in tabs (narrow enough for a phone).
+``tests/deploy/test_servers_live.py`` measures again and asserts that every
+cell still equals the committed file, so the tables cannot drift.
 
 The measurements run in parallel, each on its own server (a server that never
 closes an abandoned generator is spoilt for the next measurement).
 
-The same raw HTTP client serves ``tests/live/test_proxies.py``.
+The same raw HTTP client serves ``tests/deploy/test_proxies_live.py``.
 """
 
 from __future__ import annotations
