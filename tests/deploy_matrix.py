@@ -214,6 +214,7 @@ def _hypercorn():
 
 def server(
     label,
+    short,
     family,
     command,
     timeout_args,
@@ -223,6 +224,7 @@ def server(
 ):
     return {
         "label": label,
+        "short": short,  # the column heading in its family's table
         "family": family,
         "command": command,
         "timeout_args": timeout_args,
@@ -239,54 +241,56 @@ UWSGI = f"uwsgi --master --module {TARGET}"
 HARAKIRI = ("--harakiri", str(TIMEOUT_S))
 SERVERS = {
     "werkzeug-threaded": server(
-        "Werkzeug dev server, threaded", "werkzeug", "flask run", (),
+        "Werkzeug dev server, threaded", "threaded", "werkzeug", "flask run", (),
         _werkzeug(threaded=True),
     ),
     "werkzeug-single": server(
-        "Werkzeug dev server, one thread", "werkzeug",
+        "Werkzeug dev server, one thread", "one thread", "werkzeug",
         "flask run --without-threads", (), _werkzeug(threaded=False),
     ),
     "gunicorn-sync": server(
-        "gunicorn sync", "gunicorn", "gunicorn -w 1",
+        "gunicorn sync", "sync", "gunicorn", "gunicorn -w 1",
         ("--timeout", str(TIMEOUT_S)), _gunicorn("sync"),
     ),
     "gunicorn-gthread": server(
-        "gunicorn gthread", "gunicorn",
+        "gunicorn gthread", "gthread", "gunicorn",
         f"gunicorn -w 1 -k gthread --threads {THREADS}",
         ("--timeout", str(TIMEOUT_S)), _gunicorn("gthread", "--threads", str(THREADS)),
     ),
     "gunicorn-gevent": server(
-        "gunicorn gevent", "gunicorn", "gunicorn -w 1 -k gevent",
+        "gunicorn gevent", "gevent", "gunicorn", "gunicorn -w 1 -k gevent",
         ("--timeout", str(TIMEOUT_S)), _gunicorn("gevent"),
     ),
     "waitress": server(
-        "waitress", "waitress", f"waitress-serve --threads={THREADS}",
+        "waitress", "waitress", "waitress", f"waitress-serve --threads={THREADS}",
         (f"--channel-timeout={TIMEOUT_S}",), _waitress(f"--threads={THREADS}"),
         fast_race=True,
     ),
     "uwsgi-http": server(
-        "uWSGI --http", "uwsgi", f"{UWSGI} --http :8000", HARAKIRI,
+        "uWSGI --http", "--http", "uwsgi", f"{UWSGI} --http :8000", HARAKIRI,
         _uwsgi("--http"),
     ),
     "uwsgi-http-keepalive": server(
-        "uWSGI --http, keep-alive, auto-chunked", "uwsgi",
+        "uWSGI --http, keep-alive, auto-chunked", "--http, keep-alive", "uwsgi",
         f"{UWSGI} --http :8000 --http-keepalive --http-auto-chunked", HARAKIRI,
         _uwsgi("--http", "--http-keepalive", "--http-auto-chunked"),
     ),
     "uwsgi-http-socket": server(
-        "uWSGI --http-socket", "uwsgi", f"{UWSGI} --http-socket :8000", HARAKIRI,
+        "uWSGI --http-socket", "--http-socket", "uwsgi",
+        f"{UWSGI} --http-socket :8000", HARAKIRI,
         _uwsgi("--http-socket"),
     ),
     "uvicorn-a2wsgi": server(
-        "uvicorn + a2wsgi", "asgi", f"uvicorn {MODULE}:a2wsgi_app",
+        "uvicorn + a2wsgi", "a2wsgi", "asgi", f"uvicorn {MODULE}:a2wsgi_app",
         ("--timeout-keep-alive", str(TIMEOUT_S)), _uvicorn("a2wsgi_app"),
     ),
     "uvicorn-asgiref": server(
-        "uvicorn + asgiref WsgiToAsgi", "asgi", f"uvicorn {MODULE}:asgiref_app",
+        "uvicorn + asgiref WsgiToAsgi", "asgiref", "asgi",
+        f"uvicorn {MODULE}:asgiref_app",
         ("--timeout-keep-alive", str(TIMEOUT_S)), _uvicorn("asgiref_app"),
     ),
     "hypercorn": server(
-        "hypercorn (WSGI)", "asgi", f"hypercorn {TARGET}",
+        "hypercorn (WSGI)", "hypercorn", "asgi", f"hypercorn {TARGET}",
         ("--keep-alive", str(TIMEOUT_S)), _hypercorn(), cpu_bound_threads=True,
     ),
 }  # fmt: skip
@@ -555,9 +559,7 @@ def cells(row):
     if beats is None:
         noticed = f"never (not in {NOTICE_WINDOW_S} s)"
     else:
-        noticed = (
-            f"after {beats} heartbeat{'s' * (beats != 1)} ({beats * HEARTBEAT_MS} ms)"
-        )
+        noticed = f"after {beats * HEARTBEAT_MS} ms"
     if row["closed_how"] == "GeneratorExit":
         closed = "yes"
     elif row["response_closed"]:
@@ -579,7 +581,7 @@ def cells(row):
         long_stream = "cut off (the client can tell)"
     return [
         "yes" if row["streams"] else "no: buffered",
-        "yes" if row["chunked"] else f"no ({row['http']}, ends at close)",
+        "yes" if row["chunked"] else "no: ends at close",
         noticed,
         closed,
         fast,
@@ -604,7 +606,7 @@ def family_csv(rows, family):
     rows = [row for row in rows if row["family"] == family]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["", *(row["server"] for row in rows)])
+    writer.writerow(["", *(SERVERS[row["key"]]["short"] for row in rows)])
     answers = [cells(row) for row in rows]
     for n, question in enumerate(QUESTIONS):
         writer.writerow([question, *(a[n] for a in answers)])

@@ -29,7 +29,9 @@ from tests.deploy_matrix import (
 )
 from tests.servers import waitress
 
-pytestmark = pytest.mark.live
+# The module fixture measures every server at once: about a minute on a quiet
+# 2-core machine, more on a loaded one.
+pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
 
 COMMITTED = {row["key"]: row for row in json.loads((DATA / "servers.json").read_text())}
 NOTICED = 2  # the index of "Client gone noticed" in cells()
