@@ -37,7 +37,7 @@ from tests.servers import (
     gunicorn,
     hypercorn,
     uvicorn,
-    uwsgi,
+    uwsgi_http,
     waitress,
     werkzeug_server,
 )
@@ -181,7 +181,7 @@ def _uwsgi(listen, *args):
         # uWSGI's default: one process, one thread. With --threads 4,
         # --harakiri cut a stream in one run of three here: not measurable.
         argv = (*args, *extra, "--module", TARGET)
-        with uwsgi(*argv, listen=listen, stop_after=STOP_AFTER_S) as (url, _proc):
+        with uwsgi_http(*argv, listen=listen, stop_after=STOP_AFTER_S) as (url, _proc):
             yield url
 
     return launch
