@@ -265,3 +265,93 @@ def nginx(server_block: str) -> Iterator[str]:
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
         with process_server(argv, port):
             yield f"http://127.0.0.1:{port}"
+
+
+# --- async pages (async/views, async/quart, formats/relay): ASGI servers and
+# uWSGI. Minimal launchers; fold them into the server matrix's own once both
+# exist. -------------------------------------------------------------------
+
+UVICORN_BRIDGED = """
+import sys
+from importlib import import_module
+
+import uvicorn
+
+target, bridge, port = sys.argv[1:]
+module, name = target.split(":")
+app = getattr(import_module(module), name)
+if bridge == "a2wsgi":
+    from a2wsgi import WSGIMiddleware
+
+    app = WSGIMiddleware(app)
+elif bridge == "asgiref":
+    from asgiref.wsgi import WsgiToAsgi
+
+    app = WsgiToAsgi(app)
+uvicorn.run(app, host="127.0.0.1", port=int(port), timeout_graceful_shutdown=2)
+"""
+
+
+@contextlib.contextmanager
+def uvicorn_app(
+    target: str, *, bridge: str | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uvicorn serving ``target``: an ASGI app, or a WSGI app behind a bridge
+    (``bridge="a2wsgi"`` or ``"asgiref"``, asgiref's WsgiToAsgi). Yields
+    (url, process)."""
+    port = free_port()
+    argv = [sys.executable, "-c", UVICORN_BRIDGED, target, bridge or "", str(port)]
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def hypercorn_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """hypercorn serving ``target``; a WSGI app runs through hypercorn's own
+    WSGI support. Yields (url, process)."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+        "--graceful-timeout", "2", "--error-logfile", "-", target,
+    ]  # fmt: skip
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def uwsgi_http(
+    target: str, *, args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uWSGI (the pyuwsgi wheel in the venv) with its HTTP router (``--http``)
+    in front of one worker. Yields (url, process)."""
+    binary = Path(sys.executable).with_name("uwsgi")
+    if not binary.exists():
+        raise ServerDidNotStart(f"{binary} is missing: pyuwsgi is in the lock")
+    port = free_port()
+    argv = [
+        str(binary), "--http", f"127.0.0.1:{port}", "--module", target,
+        "--master", "--die-on-term", "--processes", "1", "--need-app",
+        "--pythonpath", str(ROOT), *args,
+    ]  # fmt: skip
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def flask_run(module: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``flask --app module run``: Werkzeug's threaded development server in
+    its own process, as a reader runs it. Yields (url, process)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "flask", "--app", module, "run", "--port", str(port)]
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def waitress_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """waitress serving ``target``, like :func:`waitress`, but yields
+    (url, process) so a test can read its log."""
+    port = free_port()
+    argv = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", target]
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc

@@ -1,0 +1,217 @@
+"""async/views over a socket, on every server: what an async generator
+becomes, and whether each idiom's async source stops when the client leaves.
+
+Each server serves snippets/async_views.py once per module; every row must
+equal the committed docs/async/_data/async_generators.csv, which the page
+shows (regenerate it with ``python -m tests.async.test_views_live`` when a
+server really changed).
+"""
+
+import csv
+import io
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.servers import (
+    ROOT,
+    flask_run,
+    gunicorn,
+    hypercorn_app,
+    open_request,
+    read_log,
+    read_to_close,
+    uvicorn_app,
+    uwsgi_http,
+    wait_until,
+    waitress_app,
+)
+
+pytestmark = pytest.mark.live
+
+TARGET = "snippets.async_views:app"
+DATA = ROOT / "docs" / "async" / "_data" / "async_generators.csv"
+COUNT = 50  # ticks a stream would send (10 ms each) if nobody stopped it
+STOPPED = re.compile(r"ticks stopped after (\d+)")
+LOOP_CLASH = "Cannot run the event loop while another loop is running"
+
+SERVERS = {
+    "flask run (Werkzeug, threaded)": lambda: flask_run("snippets.async_views"),
+    "gunicorn sync": lambda: gunicorn(TARGET),
+    "gunicorn gthread": lambda: gunicorn(
+        TARGET, worker_class="gthread", args=("--threads", "4")
+    ),
+    "gunicorn gevent": lambda: gunicorn(TARGET, worker_class="gevent"),
+    "waitress": lambda: waitress_app(TARGET),
+    "uvicorn + a2wsgi": lambda: uvicorn_app(TARGET, bridge="a2wsgi"),
+    "uvicorn + asgiref WsgiToAsgi": lambda: uvicorn_app(TARGET, bridge="asgiref"),
+    "hypercorn (its WSGI support)": lambda: hypercorn_app(TARGET),
+    "uWSGI --http": lambda: uwsgi_http(TARGET),
+}
+COLUMNS = [
+    "server",
+    "return ticks()",
+    "return Response(ticks())",
+    "Runner idiom, client gone",
+    "shared-loop idiom, client gone",
+]
+
+
+def dechunk(body):
+    """(data, complete) of a chunked body."""
+    data = b""
+    while body:
+        size_line, sep, body = body.partition(b"\r\n")
+        if not sep:
+            return data, False
+        size = int(size_line, 16)
+        if size == 0:
+            return data, True
+        data, body = data + body[:size], body[size + 2 :]
+    return data, False
+
+
+def fetch(url, path):
+    """Status, body size and framing of one response, read to the close."""
+    with open_request(url, path, headers=["Connection: close"]) as sock:
+        raw = read_to_close(sock)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = head.split()[1].decode()
+    head = head.lower()
+    if b"transfer-encoding: chunked" in head:
+        body, complete = dechunk(body)
+        return f"{status}, {len(body)} bytes" + ("" if complete else ", cut off")
+    if b"content-length:" in head:
+        return f"{status}, {len(body)} bytes"
+    return f"{status}, {len(body)} bytes, no framing"
+
+
+def stopped_counts(proc):
+    return [int(n) for n in STOPPED.findall(read_log(proc))]
+
+
+def hang_up_after_three(url, proc, path):
+    """Read three ticks, hang up, and report what the async source did:
+    'stops' (its finally ran before it made them all), 'runs to the end', or
+    'hangs' (nothing ever arrives: the event loop clash in the log)."""
+    before = len(stopped_counts(proc))
+    sock = open_request(url, f"{path}?count={COUNT}", timeout=0.2)
+    received = b""
+    with sock:
+        for _ in range(150):  # 30 s at 0.2 s per attempt
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                if not received and LOOP_CLASH in read_log(proc):
+                    return "hangs", None
+                continue
+            assert data, f"closed early: {received!r}"
+            received += data
+            if b"tick 2\n" in received:
+                break
+        else:
+            pytest.fail(f"no third tick from {path}: {received!r}")
+    assert wait_until(lambda: len(stopped_counts(proc)) > before, timeout=30), (
+        f"the async source never stopped: {read_log(proc)[-2000:]}"
+    )
+    sent = stopped_counts(proc)[-1]
+    return ("stops" if sent < COUNT else "runs to the end"), sent
+
+
+def measure(name):
+    with SERVERS[name]() as (url, proc):
+        row = {"server": name}
+        row["return ticks()"] = fetch(url, "/async-generator")
+        row["return Response(ticks())"] = fetch(url, "/async-generator-response")
+        runner, runner_sent = hang_up_after_three(url, proc, "/ticks")
+        shared, shared_sent = hang_up_after_three(url, proc, "/ticks-shared-loop")
+        row["Runner idiom, client gone"] = runner
+        row["shared-loop idiom, client gone"] = shared
+        row["_sent"] = (runner_sent, shared_sent)
+        return row
+
+
+def committed():
+    with DATA.open(newline="") as file:
+        return {row["server"]: row for row in csv.DictReader(file)}
+
+
+def measure_or_error(name):
+    try:
+        return measure(name)
+    except Exception as exc:  # re-raised by that server's tests only
+        return exc
+
+
+@pytest.fixture(scope="module")
+def rows():
+    """Three servers at a time: they mostly wait, but nine starting at once
+    on two cores can miss the start timeout."""
+    with ThreadPoolExecutor(3) as pool:
+        return dict(zip(SERVERS, pool.map(measure_or_error, SERVERS), strict=True))
+
+
+@pytest.fixture(params=list(SERVERS))
+def row(request, rows):
+    measured = rows[request.param]
+    if isinstance(measured, Exception):
+        raise measured
+    return measured, committed()[request.param]
+
+
+def test_every_server_is_in_the_committed_table():
+    assert list(committed()) == list(SERVERS)
+
+
+def test_returning_an_async_generator_is_a_500_from_flask(row):
+    """Flask refuses it before the server sees a body: the same 265-byte
+    error page on every server."""
+    measured, expected = row
+    assert measured["return ticks()"] == expected["return ticks()"]
+    assert measured["return ticks()"] == "500, 265 bytes"
+
+
+def test_an_async_generator_in_a_response(row):
+    """The server finds out when it iterates the body: each says so its own
+    way, and two send a 200 with no body."""
+    measured, expected = row
+    column = "return Response(ticks())"
+    assert measured[column] == expected[column]
+
+
+def test_runner_idiom_stops_the_source_when_the_client_leaves(row):
+    measured, expected = row
+    column = "Runner idiom, client gone"
+    assert measured[column] == expected[column]
+    sent = measured["_sent"][0]
+    assert sent == COUNT if expected[column] == "runs to the end" else sent <= 10
+
+
+def test_shared_loop_idiom_stops_the_source_when_the_client_leaves(row):
+    measured, expected = row
+    column = "shared-loop idiom, client gone"
+    assert measured[column] == expected[column]
+    sent = measured["_sent"][1]
+    if expected[column] == "stops":
+        assert sent <= 10
+    elif expected[column] == "runs to the end":
+        assert sent == COUNT
+
+
+def main():
+    """Measure every server and rewrite the committed table."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for name in SERVERS:
+        row = measure(name)
+        print(row, file=sys.stderr)
+        writer.writerow(row)
+    Path(DATA).write_text(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
