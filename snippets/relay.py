@@ -16,6 +16,9 @@ UPSTREAM_URL = os.environ.get(
 API_KEY = os.environ.get("RELAY_API_KEY", "")
 MODEL = os.environ.get("RELAY_MODEL", "gpt-4o-mini")
 MAX_PROMPT = 2000  # characters
+
+
+# [client]
 # connect: how long to wait for the upstream to accept; read: the longest
 # silence allowed, before the first byte or between two events.
 TIMEOUT = httpx.Timeout(connect=3.0, read=30.0, write=10.0, pool=3.0)
@@ -31,6 +34,7 @@ NO_COOKIES = http.cookiejar.CookieJar(
     http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
 )
 upstream_client = httpx.Client(timeout=TIMEOUT, cookies=NO_COOKIES)
+# [client-end]
 
 
 @app.errorhandler(HTTPException)

@@ -101,6 +101,22 @@ def test_no_upstream_cookie_reaches_the_next_request(relay_url):
     assert "Cookie" not in second.requests[0][0]
 
 
+def test_a_plain_shared_client_sends_one_users_cookie_with_the_next(
+    relay_url, monkeypatch
+):
+    """Why the snippet refuses cookies: without the policy, the second user's
+    request carries the cookie the upstream set in its answer to the first."""
+    plain = httpx.Client(timeout=10)
+    monkeypatch.setattr(relay, "upstream_client", plain)
+    first, second = FakeProvider(), FakeProvider()
+    with plain:
+        for provider in (first, second):
+            with provider.serving():
+                assert httpx.post(f"{relay_url}/chat", json={"prompt": "hi"}).content
+    assert "Cookie" not in first.requests[0][0]
+    assert second.requests[0][0]["Cookie"] == "up=secret"
+
+
 @contextlib.contextmanager
 def raw_upstream(response):
     """An upstream that answers one request with ``response``, byte for byte,
