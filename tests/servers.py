@@ -355,3 +355,65 @@ def waitress_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
     argv = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", target]
     with process_server(argv, port) as proc:
         yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def asgi_in_thread(app, server: str = "uvicorn") -> Iterator[str]:
+    """An ASGI app (Quart) served by uvicorn or hypercorn in a thread of the
+    test process, so a test can watch the app's objects. Yields the URL."""
+    import asyncio
+
+    port = free_port()
+    stopping: dict = {}
+
+    async def serve():
+        stopping["loop"], stopping["event"] = (
+            asyncio.get_running_loop(),
+            asyncio.Event(),
+        )
+        if server == "uvicorn":
+            import uvicorn
+
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning",
+                timeout_graceful_shutdown=1,
+            )  # fmt: skip
+            instance = uvicorn.Server(config)
+            task = asyncio.ensure_future(instance.serve())
+            await stopping["event"].wait()
+            instance.should_exit = True
+            await task
+        else:
+            from hypercorn.asyncio import serve as hypercorn_serve
+            from hypercorn.config import Config
+
+            config = Config()
+            config.bind = [f"127.0.0.1:{port}"]
+            config.graceful_timeout = 1
+            await hypercorn_serve(app, config, shutdown_trigger=stopping["event"].wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if "loop" in stopping:
+            stopping["loop"].call_soon_threadsafe(stopping["event"].set)
+        thread.join(timeout=15)
+
+
+def dechunk(body: bytes) -> tuple[bytes, bool]:
+    """The data of a chunked body, and whether its last (0) chunk came.
+    (Here, not in tests/async/: ``async`` is a keyword, so no module can
+    ``from tests.async... import`` anything.)"""
+    data = b""
+    while body:
+        size_line, sep, body = body.partition(b"\r\n")
+        if not sep:
+            return data, False
+        size = int(size_line, 16)
+        if size == 0:
+            return data, True
+        data, body = data + body[:size], body[size + 2 :]
+    return data, False

@@ -18,6 +18,7 @@ import pytest
 
 from tests.servers import (
     ROOT,
+    dechunk,
     flask_run,
     gunicorn,
     hypercorn_app,
@@ -58,20 +59,6 @@ COLUMNS = [
     "Runner idiom, client gone",
     "shared-loop idiom, client gone",
 ]
-
-
-def dechunk(body):
-    """(data, complete) of a chunked body."""
-    data = b""
-    while body:
-        size_line, sep, body = body.partition(b"\r\n")
-        if not sep:
-            return data, False
-        size = int(size_line, 16)
-        if size == 0:
-            return data, True
-        data, body = data + body[:size], body[size + 2 :]
-    return data, False
 
 
 def fetch(url, path):
