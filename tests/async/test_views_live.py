@@ -10,6 +10,7 @@ server really changed).
 import csv
 import io
 import re
+import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -202,3 +203,35 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+ASYNCIO_RUN_APP = """
+import asyncio
+
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/asyncio-run":
+        asyncio.run(asyncio.sleep(0))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+@pytest.mark.parametrize("path", ["/", "/asyncio-run"])
+def test_asyncio_run_in_a_uwsgi_worker_makes_it_ignore_shutdown(tmp_path, path):
+    """asyncio.run() (and asyncio.Runner) in the main thread put back Python's
+    own SIGINT handler when they finish. uWSGI's master stops its workers with
+    SIGINT: a worker that ran one no longer stops, and is killed when
+    --worker-reload-mercy (3 s here) runs out. Why the snippet's idiom uses a
+    plain new_event_loop()."""
+    (tmp_path / "asyncio_run_app.py").write_text(ASYNCIO_RUN_APP)
+    args = ("--pythonpath", str(tmp_path), "--worker-reload-mercy", "3")
+    with uwsgi_http("asyncio_run_app:application", args=args) as (url, proc):
+        with open_request(url, path, headers=["Connection: close"]) as sock:
+            assert read_to_close(sock).endswith(b"\r\n\r\nok")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log = read_log(proc)
+    ignored = "is taking too much time to die...NO MERCY !!!" in log
+    assert ignored == (path == "/asyncio-run")
+    assert "goodbye to uWSGI." in log
