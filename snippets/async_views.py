@@ -79,7 +79,7 @@ async def with_context():
 # [returns-end]
 
 
-# [runner]
+# [own-loop]
 def drive(source):
     """A sync generator that drives an async one on its own event loop."""
     loop = asyncio.new_event_loop()
@@ -99,7 +99,7 @@ async def ticks_view():
     return Response(drive(ticks(read_count())), mimetype="text/plain")
 
 
-# [runner-end]
+# [own-loop-end]
 
 
 # [bridge]

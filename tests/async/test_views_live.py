@@ -57,7 +57,7 @@ COLUMNS = [
     "server",
     "return ticks()",
     "return Response(ticks())",
-    "Runner idiom, client gone",
+    "own-loop idiom, client gone",
     "shared-loop idiom, client gone",
 ]
 
@@ -114,11 +114,11 @@ def measure(name):
         row = {"server": name}
         row["return ticks()"] = fetch(url, "/async-generator")
         row["return Response(ticks())"] = fetch(url, "/async-generator-response")
-        runner, runner_sent = hang_up_after_three(url, proc, "/ticks")
+        own, own_sent = hang_up_after_three(url, proc, "/ticks")
         shared, shared_sent = hang_up_after_three(url, proc, "/ticks-shared-loop")
-        row["Runner idiom, client gone"] = runner
+        row["own-loop idiom, client gone"] = own
         row["shared-loop idiom, client gone"] = shared
-        row["_sent"] = (runner_sent, shared_sent)
+        row["_sent"] = (own_sent, shared_sent)
         return row
 
 
@@ -170,9 +170,9 @@ def test_an_async_generator_in_a_response(row):
     assert measured[column] == expected[column]
 
 
-def test_runner_idiom_stops_the_source_when_the_client_leaves(row):
+def test_own_loop_idiom_stops_the_source_when_the_client_leaves(row):
     measured, expected = row
-    column = "Runner idiom, client gone"
+    column = "own-loop idiom, client gone"
     assert measured[column] == expected[column]
     sent = measured["_sent"][0]
     assert sent == COUNT if expected[column] == "runs to the end" else sent <= 10
