@@ -9,8 +9,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from flask import Flask
 
-import tests.test_flask_versions as flask_versions
 from snippets.async_views import AsyncIterator, app, drive
+from tests.flask_versions import run_with_flask
 
 client = app.test_client()
 
@@ -170,9 +170,8 @@ print(repr((version("flask"), result)))
     ],
 )
 def test_stream_with_context_in_an_async_view_was_fixed_in_3_1_2(
-    monkeypatch, tmp_path, release, result
+    tmp_path, release, result
 ):
     """3.1.1 raised "ValueError: <Token ...> was created in a different
     Context" as the view returned (pallets/flask#5774, fixed by #5799)."""
-    monkeypatch.setattr(flask_versions, "SCRIPT", VERSION_SCRIPT)
-    assert flask_versions.run_with_flask(release, tmp_path) == (release, result)
+    assert run_with_flask(release, tmp_path, VERSION_SCRIPT) == (release, result)
