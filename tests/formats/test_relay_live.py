@@ -43,6 +43,11 @@ def post_chat(url, headers=()):
     )
 
 
+def chat(url):
+    """POST a prompt with httpx; 30 s, for a loaded machine."""
+    return httpx.post(f"{url}/chat", json={"prompt": "hi"}, timeout=30)
+
+
 def chunks_of(raw):
     """The chunk sizes of a chunked body, and whether its last chunk came."""
     body = raw.partition(b"\r\n\r\n")[2]
@@ -97,7 +102,7 @@ def test_no_upstream_cookie_reaches_the_next_request(relay_url):
     first, second = FakeProvider(), FakeProvider()
     for provider in (first, second):
         with provider.serving():
-            assert httpx.post(f"{relay_url}/chat", json={"prompt": "hi"}).content
+            assert chat(relay_url).content
     assert "Cookie" not in second.requests[0][0]
 
 
@@ -106,13 +111,13 @@ def test_a_plain_shared_client_sends_one_users_cookie_with_the_next(
 ):
     """Why the snippet refuses cookies: without the policy, the second user's
     request carries the cookie the upstream set in its answer to the first."""
-    plain = httpx.Client(timeout=10)
+    plain = httpx.Client(timeout=30)
     monkeypatch.setattr(relay, "upstream_client", plain)
     first, second = FakeProvider(), FakeProvider()
     with plain:
         for provider in (first, second):
             with provider.serving():
-                assert httpx.post(f"{relay_url}/chat", json={"prompt": "hi"}).content
+                assert chat(relay_url).content
     assert "Cookie" not in first.requests[0][0]
     assert second.requests[0][0]["Cookie"] == "up=secret"
 
@@ -165,7 +170,7 @@ def test_upstream_cut_before_its_first_event_is_a_502(relay_url):
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n5\r\ndata:\r\n"
     ):
-        response = httpx.post(f"{relay_url}/chat", json={"prompt": "hi"})
+        response = chat(relay_url)
     assert (response.status_code, response.json()) == (
         502,
         {"error": "the model's answer failed"},
@@ -196,7 +201,7 @@ def test_the_upstream_connection_closes_when_the_client_leaves(relay_url):
 )
 def test_upstream_status_before_the_first_byte(relay_url, provider, status, message):
     with provider.serving():
-        response = httpx.post(f"{relay_url}/chat", json={"prompt": "hi"})
+        response = chat(relay_url)
     assert response.status_code == status
     if message:
         assert response.json() == {"error": message}
@@ -206,7 +211,7 @@ def test_upstream_status_before_the_first_byte(relay_url, provider, status, mess
 
 def test_upstream_unreachable_is_a_502(relay_url, monkeypatch):
     monkeypatch.setattr(relay, "UPSTREAM_URL", f"http://127.0.0.1:{free_port()}/v1")
-    response = httpx.post(f"{relay_url}/chat", json={"prompt": "hi"})
+    response = chat(relay_url)
     assert (response.status_code, response.json()) == (
         502,
         {"error": "the model could not be reached"},
@@ -218,7 +223,7 @@ def test_empty_upstream_answer_is_a_502(relay_url, monkeypatch):
     empty.post("/v1")(lambda: Response(b"", mimetype="text/event-stream"))
     with werkzeug_server(empty) as url:
         monkeypatch.setattr(relay, "UPSTREAM_URL", f"{url}/v1")
-        response = httpx.post(f"{relay_url}/chat", json={"prompt": "hi"})
+        response = chat(relay_url)
     assert (response.status_code, response.json()) == (
         502,
         {"error": "the model sent an empty answer"},
@@ -227,7 +232,7 @@ def test_empty_upstream_answer_is_a_502(relay_url, monkeypatch):
 
 @pytest.fixture
 def short_read_timeout(monkeypatch):
-    client = httpx.Client(timeout=httpx.Timeout(5.0, read=1.0))
+    client = httpx.Client(timeout=httpx.Timeout(30.0, read=2.0))
     monkeypatch.setattr(relay, "upstream_client", client)
     yield
     client.close()
@@ -237,7 +242,7 @@ def short_read_timeout(monkeypatch):
 def test_upstream_silent_before_the_first_byte_is_a_504(relay_url):
     provider = FakeProvider(hold_at=0)
     with provider.serving():
-        response = httpx.post(f"{relay_url}/chat", json={"prompt": "hi"}, timeout=30)
+        response = chat(relay_url)
     assert (response.status_code, response.json()) == (
         504,
         {"error": "the model did not answer in time"},
@@ -289,7 +294,7 @@ def test_requests_iter_content_relays_one_byte_per_chunk():
 
     @naive.post("/chat")
     def chat():
-        upstream = requests.post(relay.UPSTREAM_URL, json={}, stream=True, timeout=10)
+        upstream = requests.post(relay.UPSTREAM_URL, json={}, stream=True, timeout=30)
         return Response(upstream.iter_content(), mimetype="text/event-stream")
 
     with (
