@@ -469,6 +469,57 @@ def quick_stop(argv: list[str], port: int, stop_after: float):
             stop(proc, timeout=stop_after)
 
 
+# --- async pages (async/views, async/quart, formats/relay): ASGI servers and
+# uWSGI. Minimal launchers; fold them into the server matrix's own once both
+# exist. -------------------------------------------------------------------
+
+UVICORN_BRIDGED = """
+import sys
+from importlib import import_module
+
+import uvicorn
+
+target, bridge, port = sys.argv[1:]
+module, name = target.split(":")
+app = getattr(import_module(module), name)
+if bridge == "a2wsgi":
+    from a2wsgi import WSGIMiddleware
+
+    app = WSGIMiddleware(app)
+elif bridge == "asgiref":
+    from asgiref.wsgi import WsgiToAsgi
+
+    app = WsgiToAsgi(app)
+uvicorn.run(app, host="127.0.0.1", port=int(port), timeout_graceful_shutdown=2)
+"""
+
+
+@contextlib.contextmanager
+def uvicorn_app(
+    target: str, *, bridge: str | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uvicorn serving ``target``: an ASGI app, or a WSGI app behind a bridge
+    (``bridge="a2wsgi"`` or ``"asgiref"``, asgiref's WsgiToAsgi). Yields
+    (url, process)."""
+    port = free_port()
+    argv = [sys.executable, "-c", UVICORN_BRIDGED, target, bridge or "", str(port)]
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def hypercorn_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """hypercorn serving ``target``; a WSGI app runs through hypercorn's own
+    WSGI support. Yields (url, process)."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+        "--graceful-timeout", "2", "--error-logfile", "-", target,
+    ]  # fmt: skip
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
 @contextlib.contextmanager
 def uwsgi_http(
     *args: str, listen: str = "--http-socket", stop_after: float = 15
@@ -485,6 +536,22 @@ def uwsgi_http(
         "--die-on-term", "--no-orphans", "--need-app", "--pythonpath", str(ROOT), *args,
     ]  # fmt: skip
     with quick_stop(argv, port, stop_after) as proc:
+
+
+    target: str, *, args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uWSGI (the pyuwsgi wheel in the venv) with its HTTP router (``--http``)
+    in front of one worker. Yields (url, process)."""
+    binary = Path(sys.executable).with_name("uwsgi")
+    if not binary.exists():
+        raise ServerDidNotStart(f"{binary} is missing: pyuwsgi is in the lock")
+    port = free_port()
+    argv = [
+        str(binary), "--http", f"127.0.0.1:{port}", "--module", target,
+        "--master", "--die-on-term", "--processes", "1", "--need-app",
+        "--pythonpath", str(ROOT), *args,
+    ]  # fmt: skip
+    with process_server(argv, port) as proc:
         yield f"http://127.0.0.1:{port}", proc
 
 
@@ -499,6 +566,14 @@ def uvicorn(
         str(port), *args, target,
     ]  # fmt: skip
     with quick_stop(argv, port, stop_after) as proc:
+
+
+def flask_run(module: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``flask --app module run``: Werkzeug's threaded development server in
+    its own process, as a reader runs it. Yields (url, process)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "flask", "--app", module, "run", "--port", str(port)]
+    with process_server(argv, port) as proc:
         yield f"http://127.0.0.1:{port}", proc
 
 
@@ -517,3 +592,74 @@ def hypercorn(
     ]  # fmt: skip
     with quick_stop(argv, port, stop_after) as proc:
         yield f"http://127.0.0.1:{port}", proc
+
+
+def waitress_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """waitress serving ``target``, like :func:`waitress`, but yields
+    (url, process) so a test can read its log."""
+    port = free_port()
+    argv = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", target]
+    with process_server(argv, port) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def asgi_in_thread(app, server: str = "uvicorn") -> Iterator[str]:
+    """An ASGI app (Quart) served by uvicorn or hypercorn in a thread of the
+    test process, so a test can watch the app's objects. Yields the URL."""
+    import asyncio
+
+    port = free_port()
+    stopping: dict = {}
+
+    async def serve():
+        stopping["loop"], stopping["event"] = (
+            asyncio.get_running_loop(),
+            asyncio.Event(),
+        )
+        if server == "uvicorn":
+            import uvicorn
+
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning",
+                timeout_graceful_shutdown=1,
+            )  # fmt: skip
+            instance = uvicorn.Server(config)
+            task = asyncio.ensure_future(instance.serve())
+            await stopping["event"].wait()
+            instance.should_exit = True
+            await task
+        else:
+            from hypercorn.asyncio import serve as hypercorn_serve
+            from hypercorn.config import Config
+
+            config = Config()
+            config.bind = [f"127.0.0.1:{port}"]
+            config.graceful_timeout = 1
+            await hypercorn_serve(app, config, shutdown_trigger=stopping["event"].wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if "loop" in stopping:
+            stopping["loop"].call_soon_threadsafe(stopping["event"].set)
+        thread.join(timeout=15)
+
+
+def dechunk(body: bytes) -> tuple[bytes, bool]:
+    """The data of a chunked body, and whether its last (0) chunk came.
+    (Here, not in tests/async/: ``async`` is a keyword, so no module can
+    ``from tests.async... import`` anything.)"""
+    data = b""
+    while body:
+        size_line, sep, body = body.partition(b"\r\n")
+        if not sep:
+            return data, False
+        size = int(size_line, 16)
+        if size == 0:
+            return data, True
+        data, body = data + body[:size], body[size + 2 :]
+    return data, False
