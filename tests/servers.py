@@ -469,6 +469,56 @@ def quick_stop(argv: list[str], port: int, stop_after: float):
             stop(proc, timeout=stop_after)
 
 
+@contextlib.contextmanager
+def uwsgi_http(
+    *args: str, listen: str = "--http-socket", stop_after: float = 15
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uWSGI (pyuwsgi) with ``listen`` (``--http``, ``--http-socket`` or
+    ``--http11-socket``) on a free port, then ``args`` (e.g. ``--module``,
+    ``snippets.name:app``). ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM
+    without it; ``--master`` so harakiri and a clean shutdown work. Every
+    launcher here SIGKILLs a server still running ``stop_after`` s after
+    SIGTERM."""
+    port = free_port()
+    argv = [
+        str(VENV_BIN / "uwsgi"), listen, f"127.0.0.1:{port}", "--master",
+        "--die-on-term", "--no-orphans", "--need-app", "--pythonpath", str(ROOT), *args,
+    ]  # fmt: skip
+    with quick_stop(argv, port, stop_after) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def uvicorn(
+    target: str, *args: str, stop_after: float = 15
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uvicorn serving the ASGI app ``target`` ("snippets.name:asgi_app")."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
+        str(port), *args, target,
+    ]  # fmt: skip
+    with quick_stop(argv, port, stop_after) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def hypercorn(
+    target: str, *args: str, stop_after: float = 15
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """hypercorn serving ``target``: an ASGI app, or a WSGI app (hypercorn
+    tells them apart by their call signature). Pass ``--workers 0`` to serve
+    from this one process: with workers, a SIGKILL (after ``stop_after``)
+    leaves them running as orphans."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+        *args, target,
+    ]  # fmt: skip
+    with quick_stop(argv, port, stop_after) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
 # --- async pages (async/views, async/quart, formats/relay): ASGI servers and
 # uWSGI. Minimal launchers; fold them into the server matrix's own once both
 # exist. -------------------------------------------------------------------
@@ -521,23 +571,7 @@ def hypercorn_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
 
 
 @contextlib.contextmanager
-def uwsgi_http(
-    *args: str, listen: str = "--http-socket", stop_after: float = 15
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """uWSGI (pyuwsgi) with ``listen`` (``--http``, ``--http-socket`` or
-    ``--http11-socket``) on a free port, then ``args`` (e.g. ``--module``,
-    ``snippets.name:app``). ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM
-    without it; ``--master`` so harakiri and a clean shutdown work. Every
-    launcher here SIGKILLs a server still running ``stop_after`` s after
-    SIGTERM."""
-    port = free_port()
-    argv = [
-        str(VENV_BIN / "uwsgi"), listen, f"127.0.0.1:{port}", "--master",
-        "--die-on-term", "--no-orphans", "--need-app", "--pythonpath", str(ROOT), *args,
-    ]  # fmt: skip
-    with quick_stop(argv, port, stop_after) as proc:
-
-
+def uwsgi_router(
     target: str, *, args: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """uWSGI (the pyuwsgi wheel in the venv) with its HTTP router (``--http``)
@@ -556,18 +590,6 @@ def uwsgi_http(
 
 
 @contextlib.contextmanager
-def uvicorn(
-    target: str, *args: str, stop_after: float = 15
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """uvicorn serving the ASGI app ``target`` ("snippets.name:asgi_app")."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
-        str(port), *args, target,
-    ]  # fmt: skip
-    with quick_stop(argv, port, stop_after) as proc:
-
-
 def flask_run(module: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """``flask --app module run``: Werkzeug's threaded development server in
     its own process, as a reader runs it. Yields (url, process)."""
@@ -578,22 +600,6 @@ def flask_run(module: str) -> Iterator[tuple[str, subprocess.Popen]]:
 
 
 @contextlib.contextmanager
-def hypercorn(
-    target: str, *args: str, stop_after: float = 15
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """hypercorn serving ``target``: an ASGI app, or a WSGI app (hypercorn
-    tells them apart by their call signature). Pass ``--workers 0`` to serve
-    from this one process: with workers, a SIGKILL (after ``stop_after``)
-    leaves them running as orphans."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
-        *args, target,
-    ]  # fmt: skip
-    with quick_stop(argv, port, stop_after) as proc:
-        yield f"http://127.0.0.1:{port}", proc
-
-
 def waitress_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """waitress serving ``target``, like :func:`waitress`, but yields
     (url, process) so a test can read its log."""

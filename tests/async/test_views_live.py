@@ -26,7 +26,7 @@ from tests.servers import (
     read_log,
     read_to_close,
     uvicorn_app,
-    uwsgi_http,
+    uwsgi_router,
     wait_until,
     waitress_app,
 )
@@ -54,7 +54,7 @@ SERVERS = {
     "uvicorn + a2wsgi": lambda: uvicorn_app(TARGET, bridge="a2wsgi"),
     "uvicorn + WsgiToAsgi": lambda: uvicorn_app(TARGET, bridge="asgiref"),
     "hypercorn": lambda: hypercorn_app(TARGET),
-    "uWSGI --http": lambda: uwsgi_http(TARGET),
+    "uWSGI --http": lambda: uwsgi_router(TARGET),
 }
 
 
@@ -229,7 +229,7 @@ def test_asyncio_run_in_a_uwsgi_worker_makes_it_ignore_shutdown(tmp_path, path):
     plain new_event_loop()."""
     (tmp_path / "asyncio_run_app.py").write_text(ASYNCIO_RUN_APP)
     args = ("--pythonpath", str(tmp_path), "--worker-reload-mercy", "3")
-    with uwsgi_http("asyncio_run_app:application", args=args) as (url, proc):
+    with uwsgi_router("asyncio_run_app:application", args=args) as (url, proc):
         headers = ["Connection: close"]
         with open_request(url, path, headers=headers, timeout=30) as sock:
             assert read_to_close(sock).endswith(b"\r\n\r\nok")
