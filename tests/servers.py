@@ -265,3 +265,54 @@ def nginx(server_block: str) -> Iterator[str]:
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
         with process_server(argv, port):
             yield f"http://127.0.0.1:{port}"
+
+
+# --- extensions (flask_sqlalchemy, flask_login, opentelemetry pages) ----------
+# Another Flask release beside the locked one, for behaviour that changed in
+# Flask 3.1.2 (teardown runs twice with stream_with_context).
+
+_FETCHED_FLASK: dict[str, Path] = {}
+
+
+def fetched_flask(release: str) -> Path:
+    """Fetch ``flask==release`` from the package index into a temporary folder,
+    once per test process (the folder goes at exit). Put it first on the
+    ``PYTHONPATH`` of a subprocess to run that Flask with the locked Werkzeug,
+    Jinja and extensions. Without the index: skip (fail under FSP_STRICT=1)."""
+    import atexit  # imported here, so this section merges on its own
+    if release in _FETCHED_FLASK:
+        return _FETCHED_FLASK[release]
+    folder = tempfile.TemporaryDirectory(prefix=f"flask-{release}-")
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--only-binary", ":all:", "--target", folder.name, f"flask=={release}"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    if install.returncode != 0:
+        folder.cleanup()
+        reason = f"could not fetch flask=={release}: {install.stderr.strip()[-300:]}"
+        if STRICT:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    atexit.register(folder.cleanup)
+    _FETCHED_FLASK[release] = Path(folder.name)
+    return _FETCHED_FLASK[release]
+
+
+def run_on_flask(release: str, code: str, env: dict | None = None, timeout=120):
+    """Run ``code`` in a new interpreter on Flask ``release`` (the locked Flask
+    when ``release`` is the installed version, else :func:`fetched_flask`) and
+    return ``ast.literal_eval`` of the last line it prints."""
+    import ast
+    import importlib.metadata
+    path = [str(ROOT)]
+    if release != importlib.metadata.version("flask"):
+        path.insert(0, str(fetched_flask(release)))
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=full_env,
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise AssertionError(f"Flask {release} run failed:\n{result.stderr[-3000:]}")
+    return ast.literal_eval(result.stdout.strip().splitlines()[-1])
