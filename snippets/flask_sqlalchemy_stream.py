@@ -44,9 +44,9 @@ def seed(rows=100_000):
     suppliers = [{"id": i, "name": f"Supplier <{i}>"} for i in range(1, 51)]
     db.session.execute(insert(Supplier), suppliers)
     stock = [
-        {"id": i, "sku": f"SKU-{i:06d}", "quantity": i * 7 % 1000, "supplier_id": i % 50 + 1}
+        dict(id=i, sku=f"SKU-{i:06d}", quantity=i * 7 % 1000, supplier_id=i % 50 + 1)
         for i in range(1, rows + 1)
-    ]  # fmt: skip
+    ]
     db.session.execute(insert(Stock), stock)
     db.session.commit()
 

@@ -1,7 +1,13 @@
 """Flask-Login's current_user in a stream: read it in the view."""
 
 from flask import Flask, Response, abort, request, stream_with_context
-from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
+from flask_login import (
+    LoginManager,
+    UserMixin,
+    current_user,
+    login_required,
+    login_user,
+)
 
 app = Flask(__name__)
 app.secret_key = "dev only: set a real secret key in production"

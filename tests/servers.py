@@ -280,6 +280,7 @@ def fetched_flask(release: str) -> Path:
     ``PYTHONPATH`` of a subprocess to run that Flask with the locked Werkzeug,
     Jinja and extensions. Without the index: skip (fail under FSP_STRICT=1)."""
     import atexit  # imported here, so this section merges on its own
+
     if release in _FETCHED_FLASK:
         return _FETCHED_FLASK[release]
     folder = tempfile.TemporaryDirectory(prefix=f"flask-{release}-")
@@ -305,6 +306,7 @@ def run_on_flask(release: str, code: str, env: dict | None = None, timeout=120):
     return ``ast.literal_eval`` of the last line it prints."""
     import ast
     import importlib.metadata
+
     path = [str(ROOT)]
     if release != importlib.metadata.version("flask"):
         path.insert(0, str(fetched_flask(release)))

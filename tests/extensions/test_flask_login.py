@@ -12,7 +12,7 @@ from tests.servers import run_on_flask
 LOCKED = "3.1.3"
 RELEASES = ["3.1.1", LOCKED]
 
-PROBE = r'''
+PROBE = r"""
 from importlib.metadata import version
 
 from flask import Response, stream_with_context
@@ -41,16 +41,17 @@ for path in ["/report-broken", "/report-wrapped", "/report", "/no-login-required
     except Exception as exc:
         seen[path] = (response.status_code, f"{type(exc).__name__}: {exc}")
 print(repr(seen))
-'''
+"""
 
 
 # A user loader that reads the user from Flask-SQLAlchemy, as most apps do.
-PROBE_DB = r'''
+PROBE_DB = r"""
 import sys
 from importlib.metadata import version
 
 from flask import Flask, Response, stream_with_context
-from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
+from flask_login import LoginManager, UserMixin, current_user, login_required
+from flask_login import login_user
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -108,7 +109,7 @@ try:
 except Exception as exc:
     body = f"{type(exc).__name__}: {exc}"
 print(repr((version("flask"), body)))
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ MiB = 1024 * 1024
 
 # Runs in a fresh interpreter: registers probe routes on the snippet's app
 # (before its first request), requests each, and prints what happened.
-PROBES = r'''
+PROBES = r"""
 from importlib.metadata import version
 
 from flask import Response, stream_with_context
@@ -156,7 +156,7 @@ with app.app_context():
     ]
     seen["supplier added"] = db.session.get(Supplier, 1000) is not None
 print(repr(seen))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
