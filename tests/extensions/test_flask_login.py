@@ -203,7 +203,9 @@ def test_anonymous_gets_401_before_the_stream(path, status):
     assert app.test_client().get(path).status_code == status
 
 
-@pytest.mark.parametrize("lines", ["0", "1001", "x", ""])
+@pytest.mark.parametrize(
+    "lines", ["0", "1001", "x", "", pytest.param("9" * 5000, id="huge")]
+)
 def test_bad_lines_are_refused(lines):
     client = app.test_client()
     client.post("/login/1")

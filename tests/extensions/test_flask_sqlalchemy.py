@@ -381,7 +381,9 @@ def test_seed_command_and_seed_once(tmp_path):
         assert db.session.scalar(select(Stock.id).order_by(Stock.id.desc())) == before
 
 
-@pytest.mark.parametrize("rows", ["0", "200001", "ten", ""])
+@pytest.mark.parametrize(
+    "rows", ["0", "200001", "ten", "", pytest.param("9" * 5000, id="huge")]
+)
 def test_bad_rows_are_refused_before_the_stream(rows):
     response = app.test_client().get(f"/stock?rows={rows}")
     assert response.status_code == 400

@@ -117,7 +117,9 @@ def test_body_span_is_not_ended_before_the_body_is_closed():
 
 
 @pytest.mark.parametrize("path", ["/report", "/report-naive"])
-@pytest.mark.parametrize("rows", ["0", "1001", "many", ""])
+@pytest.mark.parametrize(
+    "rows", ["0", "1001", "many", "", pytest.param("9" * 5000, id="huge")]
+)
 def test_bad_rows_are_refused_before_any_span_of_the_body(path, rows):
     response = app.test_client().get(f"{path}?rows={rows}")
     assert response.status_code == 400
