@@ -100,6 +100,7 @@ def stock_loaded():
 
     @stream_with_context
     def generate():
+        yield "Stock\n"
         for item in items:
             yield f"{item.sku} from {item.supplier.name}\n"  # a lazy load
 

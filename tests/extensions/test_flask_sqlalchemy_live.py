@@ -214,9 +214,9 @@ def test_generator_gets_a_new_session_since_flask_3_1_2(
 @pytest.mark.parametrize(
     ("release", "body"),
     [
-        ("3.1.1", "SKU-000001 from Supplier <2>\nSKU-000002 from Supplier <3>\n"
+        ("3.1.1", "Stock\nSKU-000001 from Supplier <2>\nSKU-000002 from Supplier <3>\n"
          "SKU-000003 from Supplier <4>\n"),
-        (LOCKED, DETACHED),
+        (LOCKED, "Stock\n" + DETACHED),
     ],
 )  # fmt: skip
 def test_lazy_load_in_generator_fails_since_flask_3_1_2(probes, release, body):
