@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.servers import run_on_flask
+from tests.servers import postgres_server, run_on_flask
 
 pytestmark = pytest.mark.live
 
@@ -295,3 +295,42 @@ def test_snippet_stream_works_on_both(probes, release):
     assert body.startswith("<table>\n<tr><td>SKU-000001</td>")
     assert body.count("<tr>") == 3
     assert "<td>Supplier &lt;3&gt;</td>" in body
+
+
+# --- the same probes on PostgreSQL (the locked Flask) -------------------------
+
+
+@pytest.fixture(scope="module")
+def on_postgresql():
+    with postgres_server() as url:
+        seen = run_on_flask(LOCKED, PROBES, {"DATABASE_URL": url})
+    return seen
+
+
+def test_postgresql_behaves_as_sqlite_except_the_results_from_the_view(
+    probes, on_postgresql
+):
+    """The same probe app, DATABASE_URL pointing at PostgreSQL (psycopg 3):
+    sessions, detached objects and commits behave exactly as on SQLite. The
+    ORM result executed in the view fails differently: yield_per reads from
+    a server-side cursor, gone with the view's transaction. The Core result
+    (no yield_per) iterates there too."""
+    on_sqlite = probes(LOCKED)
+    different = {
+        "/orm-result-from-view": (
+            "ProgrammingError: (psycopg.errors.InvalidCursorName) cursor"
+            ' "c_0x..." does not exist\n'
+            "(Background on this error at: https://sqlalche.me/e/21/f405)"
+        ),
+    }
+    for path, seen in on_postgresql.items():
+        if not path.startswith("/"):
+            assert seen == on_sqlite[path], path
+        elif path in different:
+            body = re.sub(r'cursor "c_[0-9a-f]+_\d+"', 'cursor "c_0x..."', seen["body"])
+            assert body == different[path]
+        else:
+            assert without_address(seen["body"]) == without_address(
+                on_sqlite[path]["body"]
+            ), path
+            assert seen["teardowns"] == on_sqlite[path]["teardowns"], path
