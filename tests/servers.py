@@ -269,57 +269,7 @@ def nginx(server_block: str) -> Iterator[str]:
             yield f"http://127.0.0.1:{port}"
 
 
-# --- extensions (flask_sqlalchemy, flask_login, opentelemetry pages) ----------
-# Another Flask release beside the locked one, for behaviour that changed in
-# Flask 3.1.2 (teardown runs twice with stream_with_context).
-
-_FETCHED_FLASK: dict[str, Path] = {}
-
-
-def fetched_flask(release: str) -> Path:
-    """Fetch ``flask==release`` from the package index into a temporary folder,
-    once per test process (the folder goes at exit). Put it first on the
-    ``PYTHONPATH`` of a subprocess to run that Flask with the locked Werkzeug,
-    Jinja and extensions. Without the index: skip (fail under FSP_STRICT=1)."""
-    import atexit  # imported here, so this section merges on its own
-
-    if release in _FETCHED_FLASK:
-        return _FETCHED_FLASK[release]
-    folder = tempfile.TemporaryDirectory(prefix=f"flask-{release}-")
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--only-binary", ":all:", "--target", folder.name, f"flask=={release}"],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    if install.returncode != 0:
-        folder.cleanup()
-        reason = f"could not fetch flask=={release}: {install.stderr.strip()[-300:]}"
-        if STRICT:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    atexit.register(folder.cleanup)
-    _FETCHED_FLASK[release] = Path(folder.name)
-    return _FETCHED_FLASK[release]
-
-
-def run_on_flask(release: str, code: str, env: dict | None = None, timeout=120):
-    """Run ``code`` in a new interpreter on Flask ``release`` (the locked Flask
-    when ``release`` is the installed version, else :func:`fetched_flask`) and
-    return ``ast.literal_eval`` of the last line it prints."""
-    import ast
-    import importlib.metadata
-
-    path = [str(ROOT)]
-    if release != importlib.metadata.version("flask"):
-        path.insert(0, str(fetched_flask(release)))
-    full_env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(path)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=full_env,
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise AssertionError(f"Flask {release} run failed:\n{result.stderr[-3000:]}")
-    return ast.literal_eval(result.stdout.strip().splitlines()[-1])
+# --- extensions (flask_sqlalchemy page): a throwaway PostgreSQL ---------------
 
 
 @contextlib.contextmanager
@@ -327,7 +277,7 @@ def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster (initdb in a temporary folder, trust
     auth, fsync off) on 127.0.0.1; yields a SQLAlchemy URL for psycopg.
     PostgreSQL refuses to run as root: as root, it runs as ``postgres``."""
-    postgres = require_binary("postgres", "/usr/lib/postgresql/15/bin/postgres")
+    postgres = require_binary("postgres", *tiers.TIERS["postgres"][1])
     initdb = str(Path(postgres).with_name("initdb"))
     try:
         import psycopg  # the driver the URL names
@@ -336,6 +286,8 @@ def postgres_server() -> Iterator[str]:
         if STRICT:
             pytest.fail(f"FSP_STRICT=1 and {reason}", pytrace=False)
         pytest.skip(reason)
+    import shutil  # imported here, so this section merges on its own
+
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

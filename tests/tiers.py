@@ -35,6 +35,7 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("snippets/broadcast.py", "snippets/job_progress.py", "snippets/job_queue.py"),
     ),
     "memcached": ("memcached", ("/usr/bin/memcached",), ()),
+    "postgres": ("postgresql", ("/usr/lib/postgresql/15/bin/postgres",), ()),
 }
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from snippets.login_stream import app
-from tests.servers import run_on_flask
+from tests.flask_versions import run_on_flask
 
 pytestmark = pytest.mark.live
 

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.servers import postgres_server, run_on_flask
+from tests.flask_versions import run_on_flask
+from tests.servers import postgres_server
 
 pytestmark = pytest.mark.live
 

@@ -24,7 +24,8 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from snippets.otel_stream import ROW_SECONDS, app, exporter
-from tests.servers import run_on_flask, wait_until, werkzeug_server
+from tests.flask_versions import run_on_flask
+from tests.servers import wait_until, werkzeug_server
 
 pytestmark = pytest.mark.live
 
