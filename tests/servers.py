@@ -669,3 +669,51 @@ def dechunk(body: bytes) -> tuple[bytes, bool]:
             return data, True
         data, body = data + body[:size], body[size + 2 :]
     return data, False
+
+
+# --- extensions (flask_sqlalchemy page): a throwaway PostgreSQL ---------------
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (initdb in a temporary folder, trust
+    auth, fsync off) on 127.0.0.1; yields a SQLAlchemy URL for psycopg.
+    PostgreSQL refuses to run as root: as root, it runs as ``postgres``."""
+    postgres = require_binary("postgres", *tiers.TIERS["postgres"][1])
+    initdb = str(Path(postgres).with_name("initdb"))
+    try:
+        import psycopg  # the driver the URL names
+    except ImportError:
+        reason = "psycopg is not installed (pip install 'psycopg[binary]')"
+        if STRICT:
+            pytest.fail(f"FSP_STRICT=1 and {reason}", pytrace=False)
+        pytest.skip(reason)
+    import shutil  # imported here, so this section merges on its own
+
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        if as_user:
+            shutil.chown(tmp, user="postgres")
+        data = f"{tmp}/data"
+        subprocess.run(
+            [*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres",
+             "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        argv = [
+            *as_user, postgres, "-D", data, "-p", str(port), "-k", tmp,
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+        ]  # fmt: skip
+        with process_server(argv, port) as proc:
+
+            def ready():  # the port opens before the server takes queries
+                try:
+                    psycopg.connect(f"host=127.0.0.1 port={port} user=postgres").close()
+                except psycopg.OperationalError:
+                    return False
+                return True
+
+            if not wait_until(ready):
+                raise ServerDidNotStart(f"postgres never ready:\n{read_log(proc)}")
+            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"

@@ -45,6 +45,7 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("/usr/bin/memcached",),
         ("snippets/server_session.py",),
     ),
+    "postgres": ("postgresql", ("/usr/lib/postgresql/15/bin/postgres",), ()),
 }
 
 
