@@ -133,8 +133,16 @@ CELLS = [
 
 
 def measure_all():
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        return list(pool.map(lambda cell: measure(*cell), CELLS))
+    # A child inherits an ignored signal: nohup ignores SIGHUP, a shell's
+    # background job SIGQUIT, and waitress would ignore them too. Measure
+    # servers started with the default disposition.
+    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in SIGNALS.values()}
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(lambda cell: measure(*cell), CELLS))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def render(rows):
