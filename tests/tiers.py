@@ -32,7 +32,12 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "redis-server": (
         "redis-server",
         (),
-        ("snippets/broadcast.py", "snippets/job_progress.py", "snippets/job_queue.py"),
+        (
+            "snippets/broadcast.py",
+            "snippets/event_log.py",
+            "snippets/job_progress.py",
+            "snippets/job_queue.py",
+        ),
     ),
     "memcached": ("memcached", ("/usr/bin/memcached",), ()),
 }

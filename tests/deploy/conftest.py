@@ -1,3 +1,0 @@
-"""Until the browser fixtures move to tests/conftest.py: reuse them here."""
-
-from tests.browser.conftest import browser, page  # noqa: F401
