@@ -23,7 +23,9 @@ import pytest
 
 from tests.servers import free_port, open_request, process_server, read_log
 
-pytestmark = pytest.mark.live
+# The whole matrix is measured once, in the first test that asks for it:
+# about the slowest cell (~10 s) on a quiet machine, minutes on a loaded one.
+pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
 
 DATA = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "_data"
 CSV = DATA / "restarts.csv"  # the streams with events
@@ -211,7 +213,7 @@ def test_sigterm_without_hook_cuts_the_stream_at_graceful_timeout(measured, work
 @pytest.mark.parametrize("worker", GUNICORN)
 def test_hook_ends_the_stream_at_once_with_a_bye(measured, worker, sig):
     cell = row(measured, f"{worker} + hook", "ticks", sig)
-    assert cell["seconds"] < GRACEFUL / 2
+    assert cell["seconds"] < GRACEFUL
     assert cell["client sees"] == "bye, clean end"
     assert cell["finally how"] == "shutdown"
 
@@ -249,7 +251,7 @@ def test_sigquit_cuts_sync_at_once_and_gthread_at_graceful_timeout(measured):
 @pytest.mark.parametrize("sig", list(SIGNALS))
 def test_waitress_dies_at_once_on_every_signal(measured, sig):
     cell = row(measured, "waitress", "ticks", sig)
-    assert cell["seconds"] < GRACEFUL / 2
+    assert cell["seconds"] < 1
     assert cell["client sees"] == "cut off"
     assert cell["finally"] == "no"
 
@@ -265,7 +267,7 @@ def test_idle_broadcast_subscriber_holds_shutdown_for_graceful_timeout(
     assert idle["seconds"] >= GRACEFUL
     assert idle["exit seconds"] >= GRACEFUL
     fixed = row(measured, f"{worker} + hook", "idle", "SIGTERM")
-    assert fixed["seconds"] < GRACEFUL / 2
+    assert fixed["seconds"] < GRACEFUL
     assert fixed["client sees"] == "bye, clean end"
 
 
