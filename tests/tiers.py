@@ -37,9 +37,15 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "snippets/event_log.py",
             "snippets/job_progress.py",
             "snippets/job_queue.py",
+            "snippets/celery_progress.py",
+            "snippets/server_session.py",
         ),
     ),
-    "memcached": ("memcached", ("/usr/bin/memcached",), ()),
+    "memcached": (
+        "memcached",
+        ("/usr/bin/memcached",),
+        ("snippets/server_session.py",),
+    ),
 }
 
 
