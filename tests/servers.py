@@ -717,3 +717,39 @@ def postgres_server() -> Iterator[str]:
             if not wait_until(ready):
                 raise ServerDidNotStart(f"postgres never ready:\n{read_log(proc)}")
             yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+
+# -- deploy/scale_out and deploy/hosting (branch prod) -------------------------
+
+
+@contextlib.contextmanager
+def nginx_http(http_block: str, server_block: str) -> Iterator[str]:
+    """:func:`nginx` with ``http_block`` at ``http {}`` level too (an
+    ``upstream``, say) before the ``server {}``. Yields the base URL."""
+    binary = require_binary("nginx", "/usr/sbin/nginx")
+    port = free_port()
+    template = NGINX_CONF.replace("    server {{", "    {http}\n    server {{", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # see nginx(): workers must enter the folder
+        conf = Path(tmp) / "nginx.conf"
+        conf.write_text(
+            template.format(tmp=tmp, port=port, http=http_block, server=server_block)
+        )
+        argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
+        with process_server(argv, port):
+            yield f"http://127.0.0.1:{port}"
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a server and its children (gunicorn's workers), the way a
+    crashed machine stops: no handler runs, no connection is closed politely.
+    The master goes first, so it cannot start a new worker."""
+    import psutil
+
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()
+    proc.wait()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)

@@ -34,6 +34,7 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
         (
             "snippets/broadcast.py",
+            "snippets/event_log.py",
             "snippets/job_progress.py",
             "snippets/job_queue.py",
             "snippets/celery_progress.py",
