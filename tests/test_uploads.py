@@ -149,3 +149,31 @@ def test_python_memory_stays_near_one_chunk(client, folder):
         tracemalloc.stop()
     assert response.json["size"] == 64 * MiB
     assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+def test_upload_cut_short_on_a_terminated_stream_is_not_stored(client, folder):
+    """gunicorn sets wsgi.input_terminated and ends the stream early, without
+    an error, when the client hangs up: the view compares what it received
+    with Content-Length and stores nothing (the old target stays)."""
+    client.put("/uploads/target.bin", data=b"old")
+    response = client.put(
+        "/uploads/target.bin",
+        input_stream=io.BytesIO(b"z" * 10),
+        environ_overrides={"CONTENT_LENGTH": "100", "wsgi.input_terminated": True},
+    )
+    assert response.status_code == 400
+    assert b"received 10 of 100 bytes" in response.data
+    assert [p.name for p in folder.iterdir()] == ["target.bin"]
+    assert (folder / "target.bin").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("length", [255, 256, 5000])
+def test_name_of_256_or_more_characters_gets_400(client, folder, length):
+    """Linux refuses a name over 255 bytes (ENAMETOOLONG): a 400, not a 500."""
+    response = client.put("/uploads/" + "n" * length, data=b"x")
+    if length <= 255:
+        assert response.status_code == 201
+    else:
+        assert response.status_code == 400
+        assert b"name must be at most 255 characters" in response.data
+        assert not folder.exists() or list(folder.iterdir()) == []

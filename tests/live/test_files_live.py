@@ -24,6 +24,7 @@ from tests.servers import (
     nginx,
     open_request,
     read_to_close,
+    wait_until,
     waitress,
 )
 
@@ -429,3 +430,55 @@ def test_nginx_refuses_bodies_over_1_mib_by_default(upload_dir):
     assert status == 413
     assert b"nginx" in body  # nginx's own page: the app never saw the request
     assert not upload_dir.exists()
+
+
+# --- uploads cut short: never stored ---------------------------------------------
+
+
+@contextlib.contextmanager
+def upload_server(name):
+    """The uploads snippet under one server of the matrix; yields its URL."""
+    if name == "werkzeug":
+        from tests.servers import werkzeug_server
+
+        with werkzeug_server(uploads_app) as url:
+            yield url
+    elif name == "waitress":
+        with waitress("snippets.uploads:app") as url:
+            yield url
+    else:
+        worker, *args = name.split()
+        with gunicorn("snippets.uploads:app", worker_class=worker, args=args) as (
+            url,
+            _,
+        ):
+            yield url
+
+
+UPLOAD_SERVERS = ["gthread --threads 4", "gevent", "sync", "waitress", "werkzeug"]
+
+
+@pytest.mark.parametrize("server", UPLOAD_SERVERS, ids=lambda s: s.split()[0])
+def test_upload_cut_short_is_not_stored(upload_dir, server):
+    """Content-Length says 10 MiB, 3 MiB come, then the client hangs up. No
+    server may make that a stored file: the old target stays, no .part file
+    is left, and the server still takes the next upload whole."""
+    upload_dir.mkdir()
+    (upload_dir / "target.bin").write_bytes(b"old")
+    streams = server != "waitress"  # waitress buffers the body before the app
+    with upload_server(server) as url:
+        parts = urlsplit(url)
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        sock.sendall(
+            b"PUT /uploads/target.bin HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {10 * MiB}\r\n\r\n".encode()
+            + b"c" * (3 * MiB)
+        )
+        if streams:  # the view is reading: its .part file exists
+            assert wait_until(lambda: part_files(upload_dir), timeout=15)
+        sock.close()
+        assert wait_until(lambda: not part_files(upload_dir), timeout=15)
+        status, body = put(url, "/uploads/next.bin", b"n" * 1000, {})
+    assert status == 201, body
+    assert (upload_dir / "target.bin").read_bytes() == b"old"
+    assert sorted(p.name for p in upload_dir.iterdir()) == ["next.bin", "target.bin"]
