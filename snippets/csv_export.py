@@ -29,9 +29,9 @@ def fetch_rows(count):
 # [guard]
 def looks_like_formula(text):
     """True if a spreadsheet might read ``text`` as a formula: it starts with
-    one of FORMULA_PREFIXES, or does once look-alikes become plain (full-width
-    "=" is "=") and leading spaces and invisible characters (NBSP, zero-width
-    space, BOM) are removed.
+    one of FORMULA_PREFIXES, or does once look-alikes become plain (NFKC makes
+    U+FF1D FULLWIDTH EQUALS SIGN "=") and leading spaces and invisible
+    characters (NBSP, zero-width space, BOM) are removed.
 
     >>> looks_like_formula("=1+1"), looks_like_formula("\ufeff \uff1d1+1")
     (True, True)

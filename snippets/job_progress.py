@@ -15,7 +15,7 @@ from flask import Flask, Response, abort, request, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
 app = Flask(__name__)
-app.config["MAX_CONTENT_LENGTH"] = 1024  # a form of two numbers: 413 above this
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # a form of two numbers: 413 above
 app.config["REDIS_URL"] = os.environ.get("REDIS_URL")  # unset: SQLite + thread
 app.config["JOBS_DB"] = os.environ.get(
     "JOBS_DB", os.path.join(tempfile.gettempdir(), "flask-jobs.sqlite3")
