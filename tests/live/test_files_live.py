@@ -555,3 +555,84 @@ def test_upload_cut_short_is_not_stored(upload_dir, server):
     assert status == 201, body
     assert (upload_dir / "target.bin").read_bytes() == b"old"
     assert sorted(p.name for p in upload_dir.iterdir()) == ["next.bin", "target.bin"]
+
+
+# --- every route that reads a body: a limit before the body is read ---------------
+
+BODY_ROUTES = [
+    ("POST /broadcast/publish", "application/json"),
+    ("POST /tokens/generate", "application/json"),
+    ("POST /jobs/jobs", "application/x-www-form-urlencoded"),
+    ("POST /lifecycle/upload", "multipart/form-data; boundary=b"),
+]
+
+
+def body_apps():
+    """The four snippets whose views read a request body, in one WSGI app
+    (one gunicorn for all: `gunicorn 'tests.live.test_files_live:body_apps()'`)."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from snippets import broadcast, job_progress, lifecycle, token_stream
+
+    return DispatcherMiddleware(
+        uploads_app,
+        {
+            "/broadcast": broadcast.app,
+            "/tokens": token_stream.app,
+            "/jobs": job_progress.app,
+            "/lifecycle": lifecycle.app,
+        },
+    )
+
+
+def peak_rss(process):
+    """The process's peak resident memory so far (VmHWM), in bytes."""
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+def send_big_body(url, request_line, content_type, *, size, chunked):
+    """Send ``size`` bytes (1 MiB at a time) until done or refused; return the
+    status the server answered with."""
+    parts = urlsplit(url)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    head = f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+    block = b"[" * MiB
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(f"{head}{framing}\r\nConnection: close\r\n\r\n".encode())
+        with contextlib.suppress(OSError):  # refused: the server stops reading
+            for _ in range(size // MiB):
+                sock.sendall(b"100000\r\n" + block + b"\r\n" if chunked else block)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        return int(read_to_close(sock).split(b" ", 2)[1])
+
+
+def test_200_mib_body_is_refused_and_worker_memory_stays_small():
+    """POST /publish once read a body of any size before checking it: 200 MiB
+    took the worker to a 623 MiB peak. Now every route that reads a body has
+    MAX_CONTENT_LENGTH: a declared length over it is a 413 before the body is
+    read; a chunked body is read only up to the limit (a 413; or, where the
+    view reads the body whole, Werkzeug 3.1.9 stops at the limit without an
+    error and the cut JSON or form is a 400). 200 MiB to each route, both
+    ways, and the gunicorn worker's peak memory grows by under 16 MiB."""
+    with gunicorn(
+        "tests.live.test_files_live:body_apps()",
+        worker_class="gthread",
+        args=("--threads", "2"),
+    ) as (url, proc):
+        httpx.get(url + "/broadcast/warm-up")  # imports done, first request served
+        worker = worker_of(proc)
+        before = peak_rss(worker)
+        statuses = {
+            (line, chunked): send_big_body(
+                url, line, kind, size=200 * MiB, chunked=chunked
+            )
+            for line, kind in BODY_ROUTES
+            for chunked in (False, True)
+        }
+        growth = peak_rss(worker) - before
+    print(f"{statuses}, peak RSS grew by {growth / MiB:.1f} MiB")
+    assert {s for (_, chunked), s in statuses.items() if not chunked} == {413}
+    assert {s for (_, chunked), s in statuses.items() if chunked} <= {400, 413}
+    assert growth < 16 * MiB
