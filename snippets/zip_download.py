@@ -25,8 +25,9 @@ def squares_csv(rows):
 def regroup(chunks, size=CHUNK_SIZE):
     """Join small chunks until each is at least ``size`` bytes (but the last).
 
-    zipstream-ng yields 30-byte headers and one piece per generator item: sent
-    as they are, each would be its own write and its own HTTP chunk.
+    zipstream-ng yields small headers (55 bytes for a generated member) and
+    one piece per generator item, often empty: sent as they are, each would
+    be its own write and its own HTTP chunk.
     """
     buffer = bytearray()
     for chunk in chunks:

@@ -3,6 +3,8 @@ settles (yet). Each test name states the verdict."""
 
 import base64
 import json
+import random
+import string
 import tracemalloc
 import zlib
 
@@ -10,8 +12,15 @@ import pytest
 from flask import Flask, Response, after_this_request, session, stream_with_context
 from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_compress import Compress
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import String, create_engine, insert
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    scoped_session,
+)
 from werkzeug.test import EnvironBuilder
 
 
@@ -60,14 +69,21 @@ def test_default_session_lives_in_the_signed_cookie():
 
 
 def test_sqlalchemy_session_is_a_database_session_not_a_session_interface():
-    """What Flask-SQLAlchemy's ``db.session`` hands out is a SQLAlchemy
-    ``Session``: a unit of work on a database connection. It has no cookie,
-    no request, and none of the methods Flask calls to load and save
-    :data:`flask.session`."""
-    assert not issubclass(Session, SessionInterface)
-    assert not hasattr(Session, "open_session")
-    assert not hasattr(Session, "save_session")
-    assert all(hasattr(Session, name) for name in ("add", "commit", "execute"))
+    """Flask-SQLAlchemy's ``db.session`` is a SQLAlchemy ``scoped_session``:
+    a registry that hands each app context its own SQLAlchemy ``Session``, a
+    unit of work on a database connection. Neither has a cookie, a request,
+    or the methods Flask calls to load and save :data:`flask.session`."""
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(app)
+    with app.app_context():
+        assert isinstance(db.session, scoped_session)
+        assert isinstance(db.session(), Session)
+        for unit in (db.session, db.session()):
+            assert not isinstance(unit, SessionInterface)
+            assert not hasattr(unit, "open_session")
+            assert not hasattr(unit, "save_session")
+            assert all(hasattr(unit, name) for name in ("add", "commit", "execute"))
 
 
 def test_exception_mid_stream_keeps_200_and_skips_the_errorhandler():
@@ -96,9 +112,9 @@ def test_exception_mid_stream_keeps_200_and_skips_the_errorhandler():
     assert handled == []  # the status and headers are gone: nothing to replace
 
 
-def test_compression_middleware_holds_every_yield_until_the_end():
-    """Flask-Compress (1.25) compresses streams chunk by chunk, but never
-    flushes: what the client can decode arrives only when the generator ends."""
+def compressed_stream(chunks):
+    """Flask-Compress over a generator of ``chunks``; yields (how many chunks
+    the generator had made, the text decodable so far) per piece received."""
     produced = []
     app = Flask(__name__)
     Compress(app)
@@ -106,19 +122,37 @@ def test_compression_middleware_holds_every_yield_until_the_end():
     @app.get("/")
     def view():
         def generate():
-            for i in range(5):
-                produced.append(i)
-                yield f"line {i}\n"
+            for chunk in chunks:
+                produced.append(chunk)
+                yield chunk
 
         return Response(generate(), mimetype="text/plain")
 
     response = app.test_client().get("/", headers={"Accept-Encoding": "deflate"})
     assert response.headers["Content-Encoding"] == "deflate"
-    decoder, readable = zlib.decompressobj(), []
-    for chunk in response.response:
-        readable.append((len(produced), decoder.decompress(chunk)))
+    decoder = zlib.decompressobj()
+    for piece in response.response:
+        yield len(produced), decoder.decompress(piece)
+
+
+def test_compression_middleware_holds_small_yields_until_the_end():
+    """Flask-Compress (1.25) compresses streams chunk by chunk, but never
+    flushes: five short lines are all held until the generator ends."""
+    readable = list(compressed_stream([f"line {i}\n" for i in range(5)]))
     assert all(text == b"" for _, text in readable[:-1])  # bytes, no content
     assert readable[-1] == (5, b"line 0\nline 1\nline 2\nline 3\nline 4\n")
+
+
+def test_compression_middleware_passes_output_once_its_buffer_fills():
+    """It never flushes, but zlib emits what fills its buffers: five 64 KiB
+    chunks of text that does not compress well, and decodable text reaches
+    the client before the generator has made the last one."""
+    rng = random.Random(7)
+    chunks = ["".join(rng.choices(string.ascii_letters, k=64 * 1024)) for _ in range(5)]
+    readable = list(compressed_stream(chunks))
+    early = [text for made, text in readable if made < 5 and text]
+    assert early, readable
+    assert b"".join(text for _, text in readable) == "".join(chunks).encode()
 
 
 def test_stream_with_context_runs_teardown_before_the_first_chunk():

@@ -1,7 +1,7 @@
 """Sessions and streamed responses: proof for docs/state/sessions.rst."""
 
 import pytest
-from flask import Flask, Response, session
+from flask import Flask, Response, session, stream_with_context
 from werkzeug.test import EnvironBuilder
 
 from snippets.session_stream import app, server_side_app
@@ -113,3 +113,38 @@ def test_generator_session_without_wrapper_raises():
     response = bare.test_client().get("/")
     with pytest.raises(RuntimeError, match="Working outside of request context"):
         response.get_data()
+
+
+def test_generator_session_change_before_its_first_yield_is_lost():
+    """Status, headers and the session cookie are fixed when the view
+    returns (process_response), not when the first byte is sent: a change
+    the generator makes before it yields anything is already too late."""
+    demo = Flask(__name__)
+    demo.secret_key = "test only"
+
+    @demo.get("/")
+    def view():
+        @stream_with_context
+        def generate():
+            session["seen"] = True  # before the first yield
+            yield "body\n"
+
+        return Response(generate())
+
+    @demo.get("/seen")
+    def seen():
+        return {"seen": session.get("seen", False)}
+
+    client = demo.test_client()
+    environ = EnvironBuilder(path="/").get_environ()
+    headers = {}
+    body = demo(environ, lambda status, sent, exc_info=None: headers.update(sent))
+    try:
+        assert "Set-Cookie" not in headers  # fixed before next(body)
+        assert next(iter(body)) == b"body\n"  # the change has now been made
+    finally:
+        body.close()
+    response = client.get("/")
+    assert response.get_data() == b"body\n"
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/seen").json == {"seen": False}
