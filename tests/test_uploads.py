@@ -6,6 +6,7 @@ import json
 import tracemalloc
 
 import pytest
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import snippets.uploads as uploads
@@ -177,3 +178,25 @@ def test_name_of_256_or_more_characters_gets_400(client, folder, length):
         assert response.status_code == 400
         assert b"name must be at most 255 characters" in response.data
         assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_chunked_body_read_whole_stops_at_the_limit_without_an_error():
+    """Werkzeug 3.1.9: with wsgi.input_terminated and no Content-Length,
+    get_data() returns the first MAX_CONTENT_LENGTH bytes and raises nothing
+    (a JSON view then sees cut JSON: a 400); reading on past the limit is
+    what raises the 413."""
+    from flask import Flask, request
+
+    demo = Flask(__name__)
+    demo.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+    environ = EnvironBuilder(
+        "/", method="POST", input_stream=io.BytesIO(b"[" * (20 * 1024))
+    ).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True
+    with demo.request_context(environ):
+        assert len(request.get_data()) == 16 * 1024
+    environ["wsgi.input"] = io.BytesIO(b"[" * (20 * 1024))
+    with demo.request_context(environ), pytest.raises(RequestEntityTooLarge):
+        while request.stream.read(4096):
+            pass
