@@ -19,7 +19,8 @@ import importlib
 
 import pytest
 
-import snippets.job_progress as job_progress
+from snippets import job_progress, lifecycle, session_stream
+from snippets.midstream_errors import app as errors_app
 
 HUGE = "9" * 5000
 REFUSED = [HUGE, "-1", "3.0", "1e3", "", "three", "0x3", "3 3"]
@@ -131,3 +132,29 @@ def test_last_event_id_beyond_the_last_event_is_400_not_a_stream_that_never_ends
         client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "5"}).status_code
         == 204
     )
+
+
+@pytest.mark.parametrize(
+    ("app", "method", "path", "kwargs", "message"),
+    [
+        (session_stream.app, "get", f"/report?lines={HUGE}", {}, b"lines must be"),
+        (lifecycle.app, "get", f"/plain?n={HUGE}", {}, b"n must be"),
+        (lifecycle.app, "get", f"/wait?seconds={HUGE}&beat=yes", {}, b"seconds must"),
+        (errors_app, "get", "/cities/oslo?fail_after=--1", {}, b"fail_after must"),
+        (errors_app, "get", f"/cities/oslo?fail_after={HUGE}", {}, b"fail_after must"),
+        (job_progress.app, "post", "/jobs", {"data": {"steps": HUGE}}, b"steps must"),
+        (
+            job_progress.app,
+            "post",
+            "/jobs",
+            {"data": {"steps": "3", "fail_at": HUGE}},
+            b"fail_at must",
+        ),
+    ],
+)
+def test_oversized_or_malformed_numbers_are_400_not_500(
+    app, method, path, kwargs, message
+):
+    response = getattr(app.test_client(), method)(path, **kwargs)
+    assert response.status_code == 400
+    assert message in response.data

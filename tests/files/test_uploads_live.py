@@ -16,13 +16,11 @@ import httpx
 import psutil
 import pytest
 
-from snippets.downloads import app as downloads_app
 from snippets.uploads import app as uploads_app
 from tests.servers import (
     ROOT,
     gunicorn,
     nginx,
-    open_request,
     read_to_close,
     wait_until,
     waitress,
@@ -30,10 +28,11 @@ from tests.servers import (
 
 pytestmark = pytest.mark.live
 
+
 FILES = ROOT / "snippets" / "files"
-ALPHABET = (FILES / "alphabet.txt").read_bytes()
+
+
 MiB = 1024 * 1024
-TOKEN = {"Authorization": "Bearer let-me-in"}
 
 
 @pytest.fixture
@@ -56,16 +55,6 @@ def files_dir(monkeypatch):
 
 
 @pytest.fixture
-def report_dir(tmp_path, monkeypatch):
-    """The server's temporary folder (TMPDIR), where make_report writes."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setenv("TMPDIR", str(folder))  # for a server process
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # for one in a thread
-    return folder
-
-
-@pytest.fixture
 def upload_dir(tmp_path, monkeypatch):
     folder = tmp_path / "uploads"
     monkeypatch.setenv("FLASK_UPLOAD_DIR", str(folder))
@@ -80,247 +69,6 @@ def worker_of(proc):
         assert time.monotonic() < deadline, "gunicorn started no worker"
         time.sleep(0.05)
     return children[0]
-
-
-def read_syscalls_for(url, path, proc, **kwargs):
-    """How many read-type system calls the worker made to serve one request."""
-    httpx.get(url + "/files/alphabet.txt")  # warm up: imports, first request
-    worker = worker_of(proc)
-    before = worker.io_counters().read_count
-    response = httpx.get(url + path, timeout=30, **kwargs)
-    # The sync worker serves one request at a time: once a second request is
-    # answered, the first one is completely finished (no sleep needed).
-    httpx.get(url + "/files/alphabet.txt")
-    return response, worker.io_counters().read_count - before - 1
-
-
-# --- sendfile under gunicorn ----------------------------------------------------
-
-
-def test_gunicorn_sends_a_file_with_sendfile(files_dir):
-    """8 MiB in one sendfile() call: the worker makes about one read-type
-    system call (Linux counts sendfile as one read and one write in
-    /proc/PID/io), where reading 8 KiB blocks would take 1024."""
-    with gunicorn("snippets.downloads:app") as (url, proc):
-        response, reads = read_syscalls_for(url, "/files/big.bin", proc)
-    assert response.status_code == 200
-    assert len(response.content) == 8 * MiB
-    assert reads < 10
-
-
-def test_gunicorn_without_sendfile_reads_the_file_in_8_kib_blocks(files_dir):
-    with gunicorn("snippets.downloads:app", args=("--no-sendfile",)) as (url, proc):
-        response, reads = read_syscalls_for(url, "/files/big.bin", proc)
-    assert len(response.content) == 8 * MiB
-    assert reads >= 8 * MiB // 8192
-
-
-def test_gunicorn_range_response_is_not_sent_with_sendfile(files_dir):
-    with gunicorn("snippets.downloads:app") as (url, proc):
-        response, reads = read_syscalls_for(
-            url, "/files/big.bin", proc, headers={"Range": "bytes=1-"}
-        )
-    assert response.status_code == 206
-    assert len(response.content) == 8 * MiB - 1
-    assert reads >= 8 * MiB // 8192
-
-
-def test_gunicorn_generator_download_reads_in_python(files_dir):
-    with gunicorn("snippets.downloads:app") as (url, proc):
-        response, reads = read_syscalls_for(url, "/chunks/big.bin", proc)
-    assert len(response.content) == 8 * MiB
-    assert "content-length" not in response.headers
-    assert reads >= 8 * MiB // (64 * 1024)
-
-
-def test_gunicorn_range_and_304_over_the_wire(files_dir):
-    with gunicorn("snippets.downloads:app") as (url, _):
-        first = httpx.get(url + "/files/alphabet.txt")
-        ranged = httpx.get(url + "/files/alphabet.txt", headers={"Range": "bytes=-3"})
-        cached = httpx.get(
-            url + "/files/alphabet.txt",
-            headers={"If-None-Match": first.headers["etag"]},
-        )
-        bad = httpx.get(url + "/files/alphabet.txt", headers={"Range": "bytes=99-"})
-    assert first.headers["content-length"] == "27"
-    assert (ranged.status_code, ranged.content) == (206, b"yz\n")
-    assert ranged.headers["content-range"] == "bytes 24-26/27"
-    assert (cached.status_code, cached.content) == (304, b"")
-    assert bad.status_code == 416
-
-
-def raw_request(url, target):
-    """Send a request line exactly as given (clients normalise '../')."""
-    with open_request(url, target, headers=["Connection: close"]) as sock:
-        data = read_to_close(sock)
-    return int(data.split(b" ", 2)[1]), data
-
-
-@pytest.mark.parametrize(
-    "target",
-    ["/files/../downloads.py", "/files/%2e%2e/downloads.py", "/files/..%2fuploads.py"],
-)
-def test_gunicorn_traversal_gets_404(files_dir, target):
-    with gunicorn("snippets.downloads:app") as (url, _):
-        status, data = raw_request(url, target)
-    assert status == 404
-    assert b"import" not in data
-
-
-# --- call_on_close and temporary files, on real servers --------------------------
-
-
-@pytest.mark.parametrize("server", ["werkzeug", "gunicorn"])
-def test_call_on_close_does_not_run_after_send_file_live(
-    server, report_dir, live_server
-):
-    with contextlib.ExitStack() as stack:
-        if server == "werkzeug":
-            # Not threaded: requests are served one after the other.
-            url = live_server(downloads_app, threaded=False)
-        else:
-            url, _ = stack.enter_context(gunicorn("snippets.downloads:app"))
-        with httpx.Client(base_url=url, timeout=10) as client:
-            got = client.get("/leaky-report.csv?rows=3")
-            head = client.head("/leaky-report.csv?rows=3")
-            client.get("/files/alphabet.txt")  # both requests above are over
-    assert got.content == b"1,1\r\n2,4\r\n3,9\r\n"
-    # GET: the callback never ran, the report is still there; HEAD: it ran.
-    assert [p.name for p in report_dir.iterdir()] == [filename(got)]
-    assert filename(head) != filename(got)
-
-
-def filename(response):
-    return response.headers["content-disposition"].split("filename=")[1]
-
-
-def test_open_unlink_send_under_gunicorn(report_dir):
-    with gunicorn("snippets.downloads:app") as (url, _):
-        response = httpx.get(url + "/report.csv?rows=100000", timeout=30)
-        httpx.get(url + "/files/alphabet.txt")
-    assert int(response.headers["content-length"]) == len(response.content)
-    assert response.content.endswith(b"100000,10000000000\r\n")
-    assert list(report_dir.iterdir()) == []
-
-
-# --- X-Accel-Redirect through nginx ------------------------------------------------
-
-ACCEL = """
-    location /_protected/ {{
-        internal;
-        alias {files}/;
-        types {{ text/plain txt; }}
-    }}
-    location / {{
-        proxy_pass {upstream};
-    }}
-"""
-
-
-@pytest.mark.nginx
-def test_nginx_serves_the_file_the_app_authorised(files_dir):
-    with gunicorn("snippets.downloads:app") as (app_url, _):
-        # What the app itself sends: a header and an empty body.
-        direct = httpx.get(app_url + "/protected/alphabet.txt", headers=TOKEN)
-        block = ACCEL.format(files=files_dir, upstream=app_url)
-        with nginx(block) as url:
-            served = httpx.get(url + "/protected/alphabet.txt", headers=TOKEN)
-            ranged = httpx.get(
-                url + "/protected/alphabet.txt", headers={**TOKEN, "Range": "bytes=0-2"}
-            )
-            refused = httpx.get(url + "/protected/alphabet.txt")
-            internal = httpx.get(url + "/_protected/alphabet.txt")
-            missing = httpx.get(url + "/protected/nope.txt", headers=TOKEN)
-    assert direct.content == b""
-    assert direct.headers["x-accel-redirect"] == "/_protected/alphabet.txt"
-    assert served.status_code == 200
-    assert served.content == ALPHABET
-    assert served.headers["content-length"] == "27"
-    assert served.headers["content-type"] == "text/plain"
-    # nginx's own validators: ETag "<mtime hex>-<size hex>", not Werkzeug's.
-    stat = (files_dir / "alphabet.txt").stat()
-    assert served.headers["etag"] == f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'
-    assert "x-accel-redirect" not in served.headers
-    assert (ranged.status_code, ranged.content) == (206, b"abc")
-    assert refused.status_code == 403
-    assert internal.status_code == 404  # the internal location is not public
-    assert missing.status_code == 404
-
-
-@pytest.fixture
-def files_beside_a_secret(monkeypatch):
-    """<tmp>/files/alphabet.txt is on offer; <tmp>/secret.txt and
-    <tmp>/files-private/secret.txt are not."""
-    with tempfile.TemporaryDirectory(prefix="fsp-accel-") as tmp:
-        root = Path(tmp)
-        files, private = root / "files", root / "files-private"
-        for folder in (root, files, private, files / "sub"):
-            folder.mkdir(exist_ok=True)
-            folder.chmod(0o755)
-        shutil.copy(FILES / "alphabet.txt", files)
-        for path in (root / "secret.txt", private / "secret.txt"):
-            path.write_bytes(SECRET)
-        for path in [*root.rglob("*.txt")]:
-            path.chmod(0o644)
-        monkeypatch.setenv("FLASK_FILES_DIR", str(files))
-        yield files
-
-
-SECRET = b"the secret outside the internal location\n"
-TRAVERSALS = [
-    "/protected/alphabet.txt/../alphabet.txt",
-    "/protected/sub/../alphabet.txt",
-    "/protected/sub/..%2falphabet.txt",
-    "/protected/..%2fsecret.txt",
-    "/protected/%2e%2e/secret.txt",
-    "/protected/%2e%2e%2fsecret.txt",
-    "/protected/sub/../../secret.txt",
-    "/protected/sub/..%2f..%2fsecret.txt",
-    "/protected/..%2ffiles-private/secret.txt",
-    "/protected/%252e%252e/secret.txt",
-    "/protected/..;/secret.txt",
-    "/protected//etc/passwd",
-    "/_protected/alphabet.txt",
-    "/_protected/../secret.txt",
-    "/_protected/..%2fsecret.txt",
-    "/_protected%2f..%2fsecret.txt",
-    "/_protected/%2e%2e/secret.txt",
-    "/_protected../secret.txt",
-    "/_protected/../files-private/secret.txt",
-]
-
-
-@pytest.mark.nginx
-def test_x_accel_redirect_reaches_nothing_outside_the_internal_location(
-    files_beside_a_secret,
-):
-    """Raw request lines (an HTTP client would remove the "../"), with the
-    token, to the app through nginx and to the internal location directly:
-    each answer is the authorised file or a 4xx, never the secret."""
-    with gunicorn("snippets.downloads:app") as (app_url, _):
-        block = ACCEL.format(files=files_beside_a_secret, upstream=app_url)
-        with nginx(block) as url:
-            answers = {}
-            for target in TRAVERSALS:
-                headers = [f"Authorization: {TOKEN['Authorization']}"]
-                with open_request(
-                    url, target, headers=[*headers, "Connection: close"]
-                ) as sock:
-                    answers[target] = read_to_close(sock)
-    for target, raw in answers.items():
-        status = int(raw.split(b" ", 2)[1])
-        assert SECRET not in raw, target
-        # 200 with the file, a redirect (Werkzeug merges "//"), or a 4xx.
-        assert (status == 200 and raw.endswith(ALPHABET)) or 300 <= status < 500, (
-            target,
-            raw[:120],
-        )
-    print({target: raw.split(b"\r\n", 1)[0] for target, raw in answers.items()})
-    served = [t for t, raw in answers.items() if raw.endswith(ALPHABET)]
-    assert served == TRAVERSALS[:3]  # the names that normalise to alphabet.txt
-
-
-# --- uploads ------------------------------------------------------------------------
 
 
 def generated_body(size, block=MiB):
@@ -492,6 +240,19 @@ def test_nginx_passes_the_body_on_with_request_buffering_off(upload_dir, body_te
     assert status == 201
 
 
+# nginx in front of the app, as on the downloads page.
+ACCEL = """
+    location /_protected/ {{
+        internal;
+        alias {files}/;
+        types {{ text/plain txt; }}
+    }}
+    location / {{
+        proxy_pass {upstream};
+    }}
+"""
+
+
 @pytest.mark.nginx
 def test_nginx_refuses_bodies_over_1_mib_by_default(upload_dir):
     with gunicorn("snippets.uploads:app") as (app_url, _):
@@ -569,7 +330,7 @@ BODY_ROUTES = [
 
 def body_apps():
     """The four snippets whose views read a request body, in one WSGI app
-    (one gunicorn for all: `gunicorn 'tests.live.test_files_live:body_apps()'`)."""
+    (one gunicorn for all: `gunicorn 'tests.files.test_uploads_live:body_apps()'`)."""
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
     from snippets import broadcast, job_progress, lifecycle, token_stream
@@ -617,7 +378,7 @@ def test_200_mib_body_is_refused_and_worker_memory_stays_small():
     error and the cut JSON or form is a 400). 200 MiB to each route, both
     ways, and the gunicorn worker's peak memory grows by under 16 MiB."""
     with gunicorn(
-        "tests.live.test_files_live:body_apps()",
+        "tests.files.test_uploads_live:body_apps()",
         worker_class="gthread",
         args=("--threads", "2"),
     ) as (url, proc):
