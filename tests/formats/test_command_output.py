@@ -318,3 +318,85 @@ def test_every_command_is_a_list_with_no_shell():
         assert isinstance(argv, list) and argv[0] not in ("sh", "bash")
         assert 0 < seconds <= 30
     assert command_output.MAX_N == 10_000_000
+
+
+def test_a_flood_on_stderr_does_not_hold_stdout_back():
+    code = "import sys; sys.stderr.write('e' * 1_000_000 + '\\n'); print('out')"
+    proc = start([sys.executable, "-c", code])
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert ("stdout", "out") in lines
+    assert ("stderr", "e" * 1_000_000) in lines
+
+
+def test_output_waits_for_children_that_hold_the_pipe():
+    """The command exits at once; its child, which inherited stdout, writes
+    later. The pipe closes, and the stream ends, only after the child."""
+    late = "import time; time.sleep(0.5); print('late')"
+    code = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {late!r}])"
+    proc = start([sys.executable, "-c", code])
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert lines == [("stdout", "late")]
+
+
+def test_killing_only_the_command_leaves_its_child_running():
+    proc = start([sys.executable, "-c", TREE, "100"])
+    lines = output(proc)
+    first = next(batch for batch in lines if batch)
+    worker = int(first[0][1].split()[2])
+    proc.kill()  # the command alone, not its group
+    proc.wait()
+    try:
+        assert running(worker)
+    finally:
+        stop(proc)  # the group: the worker too
+    assert wait_until(lambda: not running(worker), 10)
+    for pipe in (proc.stdout, proc.stderr):
+        pipe.close()
+
+
+def test_coreutils_timeout_ends_a_command_on_its_own():
+    require_binary("timeout")
+    proc = start(["timeout", "1", "sleep", "600"])
+    assert proc.wait(10) == 124  # timeout's status for "the time ran out"
+    stop(proc)
+
+
+COUNT_THEN_PAUSE = (
+    "import sys\n"
+    "for i in range(1000): print(i)\n"
+    "print('paused', file=sys.stderr)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("flag", "at_least", "at_most"),
+    [("-u", 2000, None), ("", 0, 5)],
+    ids=["-u", "buffered"],
+)
+def test_unbuffered_output_costs_a_write_per_line(flag, at_least, at_most):
+    """Unbuffered, print() makes two write() calls per line (the text, then
+    the newline); buffered, the 1,000 lines are one write at exit."""
+    argv = [sys.executable, *filter(None, [flag]), "-c", COUNT_THEN_PAUSE]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.defpath},  # this environment may set PYTHONUNBUFFERED
+    )
+    lines = output(proc)
+    for batch in lines:
+        if ("stderr", "paused") in batch:
+            break
+    writes = psutil.Process(proc.pid).io_counters().write_count
+    proc.stdin.close()
+    rest = [line for batch in lines for line in batch]
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert writes >= at_least
+    assert at_most is None or writes <= at_most
+    assert rest == [] if flag else len(rest) == 1000
