@@ -155,31 +155,30 @@ def export():
 
 
 # [built]
+OPTIONS = {
+    "constant_memory": True,  # each row goes to a temporary file, not memory
+    "strings_to_formulas": False,  # else write("=...") makes text a formula
+    "strings_to_urls": False,  # else text that looks like a URL becomes a link
+}
+
+
 @app.get("/built.xlsx")
 def built():
     rows = requested_rows()
-    out = tempfile.TemporaryFile()  # noqa: SIM115  no name on disk: nothing to delete
+    out = tempfile.TemporaryFile()  # noqa: SIM115  has no name: nothing to delete
     try:
-        # tmpdir: xlsxwriter's own temporary files go, and are removed, here.
-        with tempfile.TemporaryDirectory() as scratch:
-            options = {
-                "constant_memory": True,  # each row goes to a temporary file
-                "tmpdir": scratch,
-                "strings_to_formulas": False,  # or "=..." text becomes a formula
-                "strings_to_urls": False,
-            }
-            workbook = xlsxwriter.Workbook(out, options)
+        # "with": close() runs even when a row fails, and removes xlsxwriter's
+        # own temporary files; without it, they stay in the temporary folder.
+        with xlsxwriter.Workbook(out, OPTIONS) as workbook:
             sheet = workbook.add_worksheet("Export")
             dates = workbook.add_format({"num_format": "yyyy-mm-dd"})
             sheet.write_row(0, 0, HEADER)
             for r, row in enumerate(fetch_rows(rows), start=1):
-                for c, value in enumerate(row):
-                    value = neutralise(value)
+                for c, value in enumerate(map(neutralise, row)):
                     if isinstance(value, date):
                         sheet.write_datetime(r, c, value, dates)
                     else:
                         sheet.write(r, c, value)
-            workbook.close()
     except BaseException:
         out.close()
         raise

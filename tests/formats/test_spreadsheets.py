@@ -452,3 +452,68 @@ def write_data(rows):
 
 if __name__ == "__main__":
     write_data(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+
+
+# --- temporary files: none left behind -------------------------------------------
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """Point :mod:`tempfile` at an empty folder of this test's own."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def failing_rows(after):
+    def rows(count):
+        for i, row in enumerate(fetch_rows(count)):
+            if i == after:
+                raise RuntimeError("the database went away")
+            yield row
+
+    return rows
+
+
+def test_xlsxwriter_leaves_its_temporary_file_when_a_build_fails(private_tmp):
+    """constant_memory's row file is removed by close(); an exception before
+    close() leaves it in the temporary folder."""
+    workbook = xlsxwriter.Workbook(io.BytesIO(), {"constant_memory": True})
+    sheet = workbook.add_worksheet()
+    with pytest.raises(RuntimeError):
+        for r, row in enumerate(failing_rows(500)(1000)):
+            sheet.write_row(r, 0, [str(v) for v in row])
+    assert len(list(private_tmp.iterdir())) == 1
+    assert next(private_tmp.iterdir()).stat().st_size > 0
+
+
+def test_built_view_leaves_nothing_when_the_build_fails(private_tmp, monkeypatch):
+    monkeypatch.setattr(spreadsheet, "fetch_rows", failing_rows(500))
+    response = app.test_client().get("/built.xlsx?rows=1000")
+    assert response.status_code == 500
+    assert list(private_tmp.iterdir()) == []
+    assert open_fds(private_tmp) == []
+
+
+@pytest.mark.parametrize("path", ["/export.xlsx?rows=2000", "/built.xlsx?rows=2000"])
+def test_a_finished_or_abandoned_download_leaves_nothing(private_tmp, path):
+    for read_all in (True, False):
+        response = app.test_client().get(path)
+        chunks = iter(response.response)
+        if read_all:
+            assert sum(len(c) for c in chunks) > 0
+        else:
+            assert next(chunks)  # the client leaves after the first chunk
+        response.close()
+        assert list(private_tmp.iterdir()) == []
+        assert open_fds(private_tmp) == []
+
+
+def test_built_view_holds_one_unnamed_file_until_the_body_is_closed(private_tmp):
+    response = app.test_client().get("/built.xlsx?rows=100")
+    assert list(private_tmp.iterdir()) == []  # no name in the folder at all
+    (fd,) = open_fds(private_tmp)
+    assert os.readlink(f"/proc/self/fd/{fd}").endswith("(deleted)")
+    response.close()
+    assert open_fds(private_tmp) == []
