@@ -45,13 +45,16 @@ def serve(kind, folder):
             "snippets.spreadsheet:app",
         ]  # fmt: skip
         with process_server(argv, port, env={"TMPDIR": str(folder)}) as proc:
-            (worker,) = psutil.Process(proc.pid).children()
+            master = psutil.Process(proc.pid)
+            # The arbiter listens before it forks its worker: wait for it.
+            assert wait_until(lambda: len(master.children()) == 1, 30)
+            (worker,) = master.children()
             yield f"http://127.0.0.1:{port}", worker.pid
 
 
 def slow_reader(url, path):
-    """Connect with a tiny receive buffer, so that the server cannot hand the
-    whole body to the kernel at once, and read only the headers."""
+    """Connect with a tiny receive buffer and read only the headers: the
+    server cannot hand a body of a megabyte or more to the kernel at once."""
     parts = urlsplit(url)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -79,7 +82,7 @@ def test_client_that_leaves_mid_download_leaves_no_file(kind, tmp_path):
     folder.mkdir()
     with serve(kind, folder) as (url, pid):
         # Built first: the server holds one unnamed file while it sends it.
-        sock = slow_reader(url, "/built.xlsx?rows=10000")
+        sock = slow_reader(url, "/built.xlsx?rows=40000")
         assert list(folder.iterdir()) == []  # no name in the folder at all
         assert wait_until(lambda: len(app_fds(folder, pid)) == 1, 30)
         sock.close()  # mid-download: the rest of the file was never read
