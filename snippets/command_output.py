@@ -18,12 +18,13 @@ app = Flask(__name__)
 app.logger.setLevel(logging.INFO)  # Flask shows only warnings unless debugging
 
 HEARTBEAT = 1.0  # seconds of silence before a heartbeat record
-GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+GRACE = 2.0  # seconds a command gets to exit after SIGTERM
 MAX_N = 10_000_000
 
 # [commands]
-# Stand-ins for real tools (a build, a report), each a small Python program;
-# "-u": Python writes each line at once instead of when its buffer is full.
+# Stand-ins for real tools (a build, a report): three small Python programs
+# and two from coreutils. "-u": Python writes each line at once, instead of
+# when its buffer is full.
 PY = [sys.executable, "-u", "-c"]
 COUNT = "import sys\nfor i in range(int(sys.argv[1])): print('line', i + 1)"
 FAIL = "import sys\nprint('checking', sys.argv[1]); sys.exit('disk full')"
@@ -42,7 +43,7 @@ COMMANDS = {
     "count": ([*PY, COUNT], 5),
     "fail": ([*PY, FAIL], 5),
     "tree": ([*PY, TREE], 30),
-    "sleep": (["sleep"], 2),  # not Python: any program on the PATH
+    "sleep": (["sleep"], 2),  # any program on the PATH works the same way
     "yes": (["yes"], 3),  # endless output, as fast as it can be read
 }
 # [commands-end]
