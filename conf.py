@@ -4,6 +4,8 @@ Run from the root with ``sphinx-build -c . docs _build/html`` (the Makefile
 does this).
 """
 
+import os
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from sphinx.directives.code import LiteralIncludeReader
 
 ROOT = Path(__file__).resolve().parent
 INVENTORIES = ROOT / "docs" / "_intersphinx"
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
 project = "Flask Streaming Patterns"
 author = "The Flask Streaming Patterns team"
@@ -27,6 +30,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx_copybutton",
     "sphinx_design",
+    "proofs",  # docs/_ext/proofs.py: the :test: role and the pages it links to
 ]
 
 exclude_patterns = ["_intersphinx", "**/_data"]
@@ -65,8 +69,23 @@ html_theme_options = {
     "announcement": f"Every example on this site runs in CI against {VERIFIED}.",
 }
 
-# Copy code without ">>> " / "... " prompts and without output lines.
-copybutton_prompt_text = r">>> |\.\.\. "
+# The repository, if the site is told where it lives (empty by default, so a
+# local build links nowhere outside the site): e.g.
+# FSP_REPO_URL=https://github.com/owner/flask-streaming-patterns make html
+proofs_repo_url = os.environ.get("FSP_REPO_URL", "").rstrip("/")
+proofs_repo_branch = os.environ.get("FSP_REPO_BRANCH", "main")
+if proofs_repo_url:
+    html_theme_options |= {
+        "source_repository": proofs_repo_url + "/",
+        "source_branch": proofs_repo_branch,
+        "source_directory": "docs/",
+    }
+
+# Copy code without ">>> " / "... " prompts and without output lines. A bare
+# "..." (the blank line that closes a for/with/def body) is kept as an empty
+# line: without it, a pasted block that goes on after the body is a
+# SyntaxError in the REPL (tests/site_checks/test_built_site_browser.py).
+copybutton_prompt_text = r">>> |\.\.\. |\.\.\.$"
 copybutton_prompt_is_regexp = True
 copybutton_only_copy_prompt_lines = True
 copybutton_remove_prompts = True

@@ -2,7 +2,7 @@
 
 Full mode refreshes docs/_bench/ (the committed results the page shows).
 Quick mode runs the same code with small sizes in seconds; it is what
-tests/test_bench_guard.py runs, and it writes to a temporary folder unless
+tests/test_performance.py runs, and it writes to a temporary folder unless
 ``--out`` says otherwise.
 """
 

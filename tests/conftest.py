@@ -1,10 +1,16 @@
-"""Fixtures shared by the tests in tests/ (the Sybil config is the root one)."""
+"""Fixtures shared by the tests in tests/ (the Sybil config is the root one).
+
+``browser`` and ``page`` drive Debian's Chromium through Playwright (no
+browser download: the system one). On a developer's machine without
+chromium the browser tests skip with a reason; in CI (FSP_STRICT=1) they fail.
+"""
 
 import contextlib
 
 import pytest
 
-from tests.servers import werkzeug_server
+from tests import tiers
+from tests.servers import SKIPPED_TIERS, require_binary, werkzeug_server
 
 
 @pytest.fixture
@@ -23,3 +29,41 @@ def live_server():
             return stack.enter_context(werkzeug_server(app, threaded=threaded))
 
         yield start
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = require_binary("chromium", "/usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per tier that skipped, with the command that enables it."""
+    for name in sorted(SKIPPED_TIERS):
+        terminalreporter.write_line(tiers.enable_line(name), yellow=True)

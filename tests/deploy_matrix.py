@@ -3,10 +3,10 @@
 ``python -m tests.deploy_matrix`` starts every server on 127.0.0.1, measures
 it with ``snippets/server_probe.py`` and writes ``docs/deploy/_data/servers.json``
 (every value) and ``servers.csv`` (the table on deploy/servers).
-``tests/live/test_server_matrix.py`` measures again and asserts that every
+``tests/deploy/test_servers_live.py`` measures again and asserts that every
 cell still equals the committed file, so the table cannot drift.
 
-The same raw HTTP client serves ``tests/live/test_proxies.py``.
+The same raw HTTP client serves ``tests/deploy/test_proxies_live.py``.
 """
 
 from __future__ import annotations

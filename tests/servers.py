@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +29,8 @@ from urllib.parse import urlsplit
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from tests import tiers
+
 ROOT = Path(__file__).resolve().parent.parent
 STRICT = os.environ.get("FSP_STRICT") == "1"
 START_TIMEOUT = 20.0
@@ -39,17 +40,18 @@ class ServerDidNotStart(RuntimeError):
     pass
 
 
+SKIPPED_TIERS: set[str] = set()  # read by tests/conftest.py for the summary
+
+
 def require_binary(name: str, *candidates: str) -> str:
     """Return the path of a system binary, or skip (fail in CI) without it."""
-    for candidate in (name, *candidates):
-        found = shutil.which(candidate) or (
-            candidate if os.access(candidate, os.X_OK) else None
-        )
-        if found:
-            return found
-    reason = f"{name} is not installed (apt-get install {name}; .ci/run does)"
+    found = tiers.find(name, *candidates)
+    if found:
+        return found
+    reason = f"{name} is not installed (apt-get install {name}; make test does as root)"
     if STRICT:
         pytest.fail(f"FSP_STRICT=1 and {reason}", pytrace=False)
+    SKIPPED_TIERS.add(name)
     pytest.skip(reason)
 
 

@@ -1,14 +1,11 @@
 """formats/mjpeg and formats/zip over real servers."""
 
-import io
-import zipfile
-
 import pytest
 
-from snippets.zip_download import app as zip_app
-from tests.servers import gunicorn, open_request, read_to_close
+from tests.servers import gunicorn, open_request
 
 pytestmark = pytest.mark.live
+
 
 STREAM = "/stream.mjpg?fps=5"
 
@@ -60,43 +57,3 @@ def test_with_threads_equal_to_viewers_plus_one_nobody_waits():
         assert status_line(page) == "HTTP/1.1 200 OK"
         for sock in [*viewers, page]:
             sock.close()
-
-
-# --- formats/zip over a real socket ------------------------------------------
-
-
-def response_head(sock):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(4096)
-        if not piece:
-            break
-        data += piece
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
-    return lines[0], headers, rest
-
-
-def test_sized_zip_goes_out_with_content_length_not_chunked(live_server):
-    url = live_server(zip_app)
-    sock = open_viewer(url, "/bundle.zip?file=ndjson.py&file=mjpeg.py")
-    with sock:
-        status, headers, rest = response_head(sock)
-        body = rest + read_to_close(sock)
-    assert status == "HTTP/1.1 200 OK"
-    assert "transfer-encoding" not in headers
-    assert int(headers["content-length"]) == len(body)
-    assert zipfile.ZipFile(io.BytesIO(body)).testzip() is None
-
-
-def test_zip_with_generated_member_is_chunked(live_server):
-    url = live_server(zip_app)
-    sock = open_viewer(url, "/bundle.zip?rows=100000")
-    with sock:
-        status, headers, rest = response_head(sock)
-        body = rest + read_to_close(sock)
-    assert status == "HTTP/1.1 200 OK"
-    assert headers["transfer-encoding"] == "chunked"
-    assert "content-length" not in headers
-    assert body.endswith(b"\r\n0\r\n\r\n")

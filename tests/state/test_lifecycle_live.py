@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import pytest
 
 from snippets import lifecycle
+from tests.flask_versions import run_with_flask
 from tests.servers import (
     gunicorn,
     open_request,
@@ -103,3 +104,43 @@ def test_stream_that_completes_has_no_client_gone_event():
             "teardown_appcontext",
             "call_on_close",
         ]
+
+
+# The version boundary (pallets/flask#5774): with stream_with_context,
+# Flask 3.1.1 ran teardown once, when the stream ended; since 3.1.2 it runs
+# twice: when the view returns and again when the generator ends.
+TEARDOWN_SCRIPT = """
+from importlib.metadata import version
+from flask import Flask, stream_with_context
+
+app = Flask(__name__)
+events = []
+
+@app.teardown_request
+def teardown(exc):
+    events.append("teardown")
+
+@app.get("/")
+def view():
+    def generate():
+        events.append("body starts")
+        yield "x"
+    return stream_with_context(generate())
+
+with app.test_client().get("/") as response:
+    response.get_data()
+print(repr((version("flask"), events)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("release", "events"),
+    [
+        ("3.1.1", ["body starts", "teardown"]),
+        ("3.1.2", ["teardown", "body starts", "teardown"]),
+    ],
+)
+def test_teardown_count_with_stream_with_context_changed_in_3_1_2(
+    tmp_path, release, events
+):
+    assert run_with_flask(release, tmp_path, TEARDOWN_SCRIPT) == (release, events)

@@ -107,3 +107,28 @@ def test_flask_compress_streams_false_passes_streams_through():
     assert next(iter(response.response)) == b"data: event 1\n\n"
     assert made == [1]
     response.close()
+
+
+def test_compression_middleware_holds_every_yield_until_the_end():
+    """Flask-Compress (1.25) compresses streams chunk by chunk, but never
+    flushes: what the client can decode arrives only when the generator ends."""
+    produced = []
+    app = Flask(__name__)
+    Compress(app)
+
+    @app.get("/")
+    def view():
+        def generate():
+            for i in range(5):
+                produced.append(i)
+                yield f"line {i}\n"
+
+        return Response(generate(), mimetype="text/plain")
+
+    response = app.test_client().get("/", headers={"Accept-Encoding": "deflate"})
+    assert response.headers["Content-Encoding"] == "deflate"
+    decoder, readable = zlib.decompressobj(), []
+    for chunk in response.response:
+        readable.append((len(produced), decoder.decompress(chunk)))
+    assert all(text == b"" for _, text in readable[:-1])  # bytes, no content
+    assert readable[-1] == (5, b"line 0\nline 1\nline 2\nline 3\nline 4\n")

@@ -1,9 +1,19 @@
 """Sessions and streamed responses: proof for docs/state/sessions.rst."""
 
+import base64
+import json
+import logging
+import warnings
+
 import pytest
+from cachelib import FileSystemCache
 from flask import Flask, Response, session
+from flask.sessions import SecureCookieSessionInterface, SessionInterface
+from flask_session import Session
+from sqlalchemy.orm import Session as OrmSession
 from werkzeug.test import EnvironBuilder
 
+from snippets import session_stream
 from snippets.session_stream import app, server_side_app
 
 
@@ -113,3 +123,63 @@ def test_generator_session_without_wrapper_raises():
     response = bare.test_client().get("/")
     with pytest.raises(RuntimeError, match="Working outside of request context"):
         response.get_data()
+
+
+def test_default_session_lives_in_the_signed_cookie():
+    """Flask's own session storage is the cookie: no database involved."""
+    app = Flask(__name__)
+    app.secret_key = "test only"
+
+    @app.get("/")
+    def view():
+        session["cart"] = [1, 2]
+        return "ok"
+
+    assert type(app.session_interface) is SecureCookieSessionInterface
+    client = app.test_client()
+    client.get("/")
+    payload = client.get_cookie("session").value.split(".")[0]
+    assert json.loads(base64.urlsafe_b64decode(payload + "==")) == {"cart": [1, 2]}
+
+
+def test_sqlalchemy_session_is_a_database_session_not_a_session_interface():
+    """What Flask-SQLAlchemy's ``db.session`` hands out is a SQLAlchemy
+    ``Session``: a unit of work on a database connection. It has no cookie,
+    no request, and none of the methods Flask calls to load and save
+    :data:`flask.session`."""
+    assert not issubclass(OrmSession, SessionInterface)
+    assert not hasattr(OrmSession, "open_session")
+    assert not hasattr(OrmSession, "save_session")
+    assert all(hasattr(OrmSession, name) for name in ("add", "commit", "execute"))
+
+
+def test_lost_session_change_logs_and_warns_nothing(caplog):
+    """sessions.rst: "Nothing in the logs, no exception"."""
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        response = session_stream.app.test_client().get("/lost")
+        assert response.get_data() == b"working\ndone\n"
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(("refresh", "set_cookie"), [(True, True), (False, False)])
+def test_flask_session_refresh_each_request_sets_the_cookie(
+    tmp_path, refresh, set_cookie
+):
+    """sessions.rst: with SESSION_REFRESH_EACH_REQUEST (True by default),
+    Flask-Session 0.8 sends Set-Cookie on every response of a session."""
+    app = Flask(__name__)
+    app.secret_key = "test only"
+    app.config.update(
+        SESSION_TYPE="cachelib",
+        SESSION_CACHELIB=FileSystemCache(str(tmp_path)),
+        SESSION_REFRESH_EACH_REQUEST=refresh,
+    )
+    Session(app)
+    app.register_blueprint(session_stream.bp)
+    client = app.test_client()
+    client.get("/saved")
+    response = client.get("/lost")
+    assert response.get_data() == b"working\ndone\n"
+    assert ("Set-Cookie" in response.headers) is set_cookie

@@ -4,9 +4,9 @@ import threading
 import tracemalloc
 
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import String, create_engine, insert, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, joinedload, mapped_column
 from sqlalchemy.orm.exc import DetachedInstanceError
 
 from snippets import stock_table
@@ -238,3 +238,54 @@ def test_bad_rows_or_warehouse_is_refused(query, status, message):
     response = app.test_client().get(f"/stock?{query}")
     assert response.status_code == status
     assert message in response.data
+
+
+class PlainBase(DeclarativeBase):
+    pass
+
+
+class PlainItem(PlainBase):
+    __tablename__ = "item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+
+
+def peak_memory_at_first_chunk_and_end(rows):
+    """tracemalloc peaks (bytes) when the first chunk exists, and at the end."""
+    tracemalloc.start()
+    try:
+        next(rows)
+        at_first_chunk = tracemalloc.get_traced_memory()[1]
+        for _ in rows:
+            pass
+        return at_first_chunk, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_query_all_loads_every_row_before_the_first_chunk(tmp_path):
+    """``Query.all()`` (what ``Model.query.all()`` calls) builds the whole list
+    before the generator yields once; ``yield_per`` keeps memory flat."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'items.sqlite3'}")
+    PlainBase.metadata.create_all(engine)
+    with Session(engine) as db:
+        db.execute(
+            insert(PlainItem), [{"name": f"item {i:06d}"} for i in range(20_000)]
+        )
+        db.commit()
+
+    def with_all(db):
+        for item in db.query(PlainItem).all():
+            yield f"{item.id},{item.name}\n"
+
+    def with_yield_per(db):
+        for item in db.query(PlainItem).yield_per(500):
+            yield f"{item.id},{item.name}\n"
+
+    with Session(engine) as db:
+        all_first, all_end = peak_memory_at_first_chunk_and_end(with_all(db))
+    with Session(engine) as db:
+        _, streamed_end = peak_memory_at_first_chunk_and_end(with_yield_per(db))
+    engine.dispose()
+    assert all_first == all_end  # the peak is reached before the first chunk
+    assert all_first > 10 * streamed_end

@@ -5,10 +5,13 @@ import json
 
 import httpx
 import pytest
+from flask import request
 from httpx_sse import connect_sse
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from snippets import token_stream
 from snippets.token_stream import ANSWER, app
+from snippets.token_stream import app as token_app
 
 http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t")
 
@@ -87,3 +90,16 @@ def test_closing_the_response_stops_the_model(monkeypatch, variant):
     response.close()
     assert model.closed
     assert model.produced <= 3
+
+
+def test_max_content_length_is_a_413_when_the_view_reads_the_body():
+    """Not before the view: the request exists, and reading it raises."""
+    big = {"data": "x" * 70_000, "content_type": "application/json"}
+    with (
+        token_app.test_request_context("/generate", method="POST", **big),
+        pytest.raises(RequestEntityTooLarge),
+    ):
+        request.get_json(silent=True)  # silent does not hide a 413
+    response = token_app.test_client().post("/generate", **big)
+    assert response.status_code == 413
+    assert response.json == {"error": RequestEntityTooLarge.description}

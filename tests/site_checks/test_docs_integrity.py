@@ -18,7 +18,7 @@ from sybil.evaluators.doctest import DocTestEvaluator
 
 from conftest import pages as sybil_pages
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SNIPPETS = ROOT / "snippets"
 
@@ -32,8 +32,15 @@ INCLUDE = re.compile(r"^\s*\.\. literalinclude::\s*/\.\./snippets/(\S+\.py)\s*$"
 PYTHONISH = re.compile(r"^\s*(>>>|def |class |import |from \S+ import |@app\.)", re.M)
 
 
+GENERATED = {"proof", "code"}  # written by docs/_ext/proofs.py at build time
+
+
 def all_pages():
-    return sorted(p for p in DOCS.rglob("*.rst") if "_build" not in p.parts)
+    return sorted(
+        p
+        for p in DOCS.rglob("*.rst")
+        if "_build" not in p.parts and p.relative_to(DOCS).parts[0] not in GENERATED
+    )
 
 
 def block_body(text, start, indent):

@@ -8,6 +8,9 @@ import importlib
 
 import pytest
 
+from snippets import job_progress, lifecycle, session_stream
+from snippets.midstream_errors import app as errors_app
+
 HUGE = "9" * 5000
 ARABIC_THREE = "\u0663"
 
@@ -43,3 +46,32 @@ def test_malformed_count_is_400(snippet, path, value):
     method = "post" if snippet == "job_progress" else "get"
     response = getattr(app.test_client(), method)(path.format(value))
     assert response.status_code == 400, response.data[:200]
+
+
+HUGE = "9" * 5000  # int() refuses more than 4,300 digits with a ValueError
+
+
+@pytest.mark.parametrize(
+    ("app", "method", "path", "kwargs", "message"),
+    [
+        (session_stream.app, "get", f"/report?lines={HUGE}", {}, b"lines must be"),
+        (lifecycle.app, "get", f"/plain?n={HUGE}", {}, b"n must be"),
+        (lifecycle.app, "get", f"/wait?seconds={HUGE}&beat=yes", {}, b"seconds must"),
+        (errors_app, "get", "/cities/oslo?fail_after=--1", {}, b"fail_after must"),
+        (errors_app, "get", f"/cities/oslo?fail_after={HUGE}", {}, b"fail_after must"),
+        (job_progress.app, "post", "/jobs", {"data": {"steps": HUGE}}, b"steps must"),
+        (
+            job_progress.app,
+            "post",
+            "/jobs",
+            {"data": {"steps": "3", "fail_at": HUGE}},
+            b"fail_at must",
+        ),
+    ],
+)
+def test_oversized_or_malformed_numbers_are_400_not_500(
+    app, method, path, kwargs, message
+):
+    response = getattr(app.test_client(), method)(path, **kwargs)
+    assert response.status_code == 400
+    assert message in response.data

@@ -180,3 +180,38 @@ def test_zip64_member_over_4_gib_streams_and_reads_back(tmp_path):
     assert (head, tail, seen) == (b"BEGIN", b"END", expected_size)
     elapsed = time.monotonic() - started
     print(f"ZIP64: {total:,} bytes streamed and verified in {elapsed:.1f} s")
+
+
+def test_generated_zip_member_has_a_zip64_local_header():
+    """zipstream-ng cannot know a generated member's size when it writes the
+    header, so the local header carries a ZIP64 extra field (id 0x0001)."""
+    body = b"".join(build_zip(generated=[("a.txt", iter([b"tiny"]))]))
+    assert body[:4] == b"PK\x03\x04"
+    name_length, extra_length = struct.unpack("<HH", body[26:30])
+    extra = body[30 + name_length : 30 + name_length + extra_length]
+    assert struct.unpack("<H", extra[:2])[0] == 0x0001
+    assert zipfile.ZipFile(io.BytesIO(body)).read("a.txt") == b"tiny"
+
+
+class WriteOnly(io.RawIOBase):
+    """A stream that cannot seek or tell, like a socket."""
+
+    def __init__(self):
+        self.writes = []
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+def test_zipfile_writes_to_an_unseekable_stream():
+    out = WriteOnly()
+    assert not out.seekable()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("a.txt", "hello")
+    assert len(out.writes) > 1  # many writes, not one iterator of chunks
+    body = b"".join(out.writes)
+    assert zipfile.ZipFile(io.BytesIO(body)).read("a.txt") == b"hello"

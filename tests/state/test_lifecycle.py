@@ -1,11 +1,15 @@
 """The order of hooks, teardown and close: proof for docs/state/lifecycle.rst."""
 
 import io
+import sqlite3
+import types
 from importlib.metadata import version
 
 import pytest
-from flask import Flask, Response, g, request, stream_with_context
+from flask import Flask, Response, after_this_request, g, request, stream_with_context
+from werkzeug.test import EnvironBuilder
 
+from snippets import lifecycle
 from snippets.lifecycle import EVENTS, app
 
 
@@ -135,3 +139,91 @@ def test_bad_input_is_400_with_message(path, message):
     response = app.test_client().get(path)
     assert response.status_code == 400
     assert message in response.data
+
+
+def test_after_this_request_runs_before_the_first_body_byte():
+    events = []
+    app = Flask(__name__)
+
+    @app.get("/")
+    def view():
+        @after_this_request
+        def hook(response):
+            events.append("after_this_request")
+            return response
+
+        def generate():
+            events.append("first chunk")
+            yield "body"
+
+        events.append("view returns")
+        return Response(generate())
+
+    # At the WSGI level (the test client would pull the first chunk itself):
+    # status and headers go to the server before it asks for any body.
+    body = app(EnvironBuilder(path="/").get_environ(), lambda *args: None)
+    assert events == ["view returns", "after_this_request"]
+    assert b"".join(body) == b"body"
+    assert events[-1] == "first chunk"
+    body.close()
+
+
+def test_stream_with_context_runs_teardown_before_the_first_chunk():
+    """Flask 3.1.2+: the request context stays usable in the generator, but
+    teardown_request already ran once when the view returned, so whatever a
+    teardown closes is closed before the first chunk."""
+    teardowns = []
+    app = Flask(__name__)
+    app.teardown_request(lambda error: teardowns.append("teardown"))
+
+    @app.get("/")
+    def view():
+        from flask import request
+
+        def generate():
+            yield f"{request.path} teardowns so far: {len(teardowns)}\n"
+
+        return Response(stream_with_context(generate()))
+
+    response = app.test_client().get("/")
+    assert response.get_data() == b"/ teardowns so far: 1\n"
+    assert teardowns == ["teardown", "teardown"]
+
+
+def test_connection_opened_in_generator_is_closed_by_second_teardown(monkeypatch):
+    """lifecycle.rst: in /db the generator gets its own connection, and the
+    second teardown (after the last chunk) closes it."""
+    opened = []
+
+    def connect(path):
+        opened.append(sqlite3.connect(path))
+        return opened[-1]
+
+    monkeypatch.setattr(lifecycle, "sqlite3", types.SimpleNamespace(connect=connect))
+    response = lifecycle.app.test_client().get("/db")
+    assert next(iter(response.response)) == b"42\n"
+    assert len(opened) == 1
+    opened[0].execute("SELECT 1")  # still open while the body runs
+    response.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+        opened[0].execute("SELECT 1")
+
+
+def test_second_teardown_fails_after_the_last_chunk():
+    """lifecycle.rst: a teardown that assumes it runs once fails after the
+    last chunk, when the body can only be cut short."""
+    fragile = Flask(__name__)
+
+    @fragile.teardown_appcontext
+    def close_resource(exc):
+        g.pop("resource")
+
+    @fragile.get("/")
+    def index():
+        g.resource = object()
+        return Response(stream_with_context(iter(["a", "b"])))
+
+    body = iter(fragile.test_client().get("/").response)
+    assert [next(body), next(body)] == [b"a", b"b"]
+    with pytest.raises(KeyError, match="resource"):
+        next(body)

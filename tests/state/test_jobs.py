@@ -142,3 +142,48 @@ def test_thread_job_dies_with_its_process(tmp_path):
     server, url = flask_run()
     with server, httpx.Client(base_url=url, timeout=30) as http:
         assert http.get(job["status"]).json() == last
+
+
+HUGE = "9" * 5000  # int() refuses more than 4,300 digits with a ValueError
+
+
+def test_huge_last_event_id_is_400(store):
+    store.add("job", state="finished", done=1, total=1, result=1)
+    response = job_progress.app.test_client().get(
+        "/jobs/job/events", headers={"Last-Event-ID": HUGE}
+    )
+    assert response.status_code == 400
+    assert b"Last-Event-ID must be a whole number" in response.data
+
+
+def test_bad_job_input_stores_nothing(store):
+    """jobs.rst: bad input is refused before anything starts."""
+    client = job_progress.app.test_client()
+    for form in ({"steps": "ten"}, {"steps": "3", "fail_at": "4"}):
+        assert client.post("/jobs", data=form).status_code == 400
+    assert store.sql("SELECT COUNT(*) FROM events") == [(0,)]
+
+
+def test_start_answers_202_while_the_job_has_not_run(store, monkeypatch):
+    """jobs.rst: the view does not wait for the job."""
+    release, ran = threading.Event(), threading.Event()
+
+    def blocked_job(store, job_id, steps, fail_at=0):
+        assert release.wait(timeout=10)
+        ran.set()
+
+    monkeypatch.setattr(job_progress, "run_job", blocked_job)
+    response = job_progress.app.test_client().post("/jobs", data={"steps": "3"})
+    assert response.status_code == 202
+    assert not ran.is_set()  # the job is still blocked: the view did not wait
+    assert store.events(response.json["id"])[-1][0] == 1  # only "queued"
+    release.set()
+    assert ran.wait(timeout=10)
+
+
+def test_event_stream_sets_headers_for_proxies(store):
+    """jobs.rst: Cache-Control: no-cache and X-Accel-Buffering: no."""
+    store.add("job", state="finished", done=1, total=1, result=1)
+    response = job_progress.app.test_client().get("/jobs/job/events")
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"

@@ -5,7 +5,7 @@ import logging
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
+from httpx_sse import SSEError, connect_sse
 
 from snippets import sse
 from snippets.sse import app, encode
@@ -81,3 +81,17 @@ def test_leaving_the_client_closes_the_generator(caplog):
             if event.id == "2":
                 break
     assert "stream closed after event 2" in caplog.messages
+
+
+def test_httpx_sse_refuses_a_stream_without_the_event_stream_type():
+    """httpx-sse 0.4.3 checks the media type before it parses anything."""
+    reply = httpx.Response(
+        200, headers={"Content-Type": "text/plain"}, text="data: x\n\n"
+    )
+    transport = httpx.MockTransport(lambda request: reply)
+    with (
+        httpx.Client(transport=transport) as http,
+        connect_sse(http, "GET", "http://example.test/") as source,
+        pytest.raises(SSEError, match="text/event-stream"),
+    ):
+        list(source.iter_sse())

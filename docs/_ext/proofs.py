@@ -1,0 +1,358 @@
+"""Proofs one click away: the ``:test:`` role, its generated pages, and file
+captions that link to the whole file.
+
+``:test:`tests/state/test_sessions.py::test_generator_change_is_lost``` (or
+the short form ``:test:`test_generator_change_is_lost```, looked up in the
+page's own modules: ``tests/<part>/test_<page>.py``, ``..._live.py``,
+``..._browser.py``) renders as the test's name, linked to its source on the
+site, with the full id on hover. A module or test that does not exist is a
+warning, so ``sphinx-build -W`` fails.
+
+At ``builder-inited`` the extension writes, only where the text changed:
+
+* ``docs/proof/<part>/<module>.rst``: one page per test module, each test
+  with its own anchor, its docstring, its code and the pages that cite it;
+* ``docs/code/<path>.rst``: every snippet, template and test module, whole.
+
+Both folders are generated (git ignores them); Sybil, the integrity test and
+sphinx-lint skip them. With ``proofs_repo_url`` set (conf.py reads
+``FSP_REPO_URL``), each generated page also links to the file in the
+repository.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+GENERATED = ("proof", "code")
+ROLE = re.compile(r":test:`([^`]+)`")
+SNIPPET_SUFFIXES = {".py", ".html", ".txt", ".j2", ".jinja"}
+
+
+@dataclass
+class Test:
+    module: str  # "tests/state/test_sessions.py"
+    name: str  # "test_x" or "Class::test_x"
+    start: int
+    end: int
+    doc: str
+    cited_by: set[str] = field(default_factory=set)
+
+    @property
+    def label(self) -> str:
+        return "proof-" + slug(self.module) + "-" + slug(self.name)
+
+
+def slug(text: str) -> str:
+    text = text.removeprefix("tests/").removesuffix(".py")
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def collect_tests(root: Path) -> dict[str, dict[str, Test]]:
+    """Every test function and test method of every module under tests/."""
+    modules: dict[str, dict[str, Test]] = {}
+    for path in sorted((root / "tests").rglob("test_*.py")):
+        rel = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(), filename=rel)
+        tests: dict[str, Test] = {}
+
+        def add(node, prefix=""):
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            name = prefix + node.name
+            doc = ast.get_docstring(node) or ""
+            tests[name] = Test(rel, name, start, node.end_lineno, doc)  # noqa: B023
+
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                if node.name.startswith("test"):
+                    add(node)
+            elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+                for item in node.body:
+                    if isinstance(
+                        item, ast.FunctionDef | ast.AsyncFunctionDef
+                    ) and item.name.startswith("test"):
+                        add(item, node.name + "::")
+        modules[rel] = tests
+    return modules
+
+
+def own_modules(docname: str) -> list[str]:
+    """The test modules named for a page: state/sessions ->
+    tests/state/test_sessions.py, ..._live.py, ..._browser.py."""
+    part, _, page = docname.rpartition("/")
+    folder = f"tests/{part}/" if part else "tests/"
+    return [f"{folder}test_{page}{suffix}.py" for suffix in ("", "_live", "_browser")]
+
+
+def resolve(target: str, docname: str, modules) -> tuple[Test | None, str, str]:
+    """(test, shown text, error) for a role target."""
+    shown = target.rsplit("::", 1)[-1]
+    bare = re.sub(r"\[.*\]$", "", target)  # a parametrized id names its function
+    if "::" in bare and bare.split("::", 1)[0].endswith(".py"):
+        module, name = bare.split("::", 1)
+        if module not in modules:
+            return None, shown, f"no test module {module}"
+        if name not in modules[module]:
+            return None, shown, f"no test {name} in {module}"
+        return modules[module][name], shown, ""
+    found = [
+        modules[m][bare] for m in own_modules(docname) if bare in modules.get(m, {})
+    ]
+    if len(found) == 1:
+        return found[0], shown, ""
+    where = ", ".join(own_modules(docname))
+    if not found:
+        return None, shown, f"no test {bare} in this page's modules ({where})"
+    return None, shown, f"{bare} is in more than one of {where}: give the module"
+
+
+def test_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    env = inliner.document.settings.env
+    modules = env.app.proofs_modules
+    if text.endswith(".py"):  # a whole module: its proof page
+        if text not in modules:
+            logger.warning(f":test:`{text}`: no test module {text}",
+                           location=(env.docname, lineno), type="proofs")  # fmt: skip
+            return [nodes.literal(text, text)], []
+        ref = proof_ref(doc="proof/" + proof_docname(text), label="", title=text)
+        ref += nodes.literal(text, text, classes=["proof"])
+        return [ref], []
+    test, shown, error = resolve(text, env.docname, modules)
+    literal = nodes.literal(shown, shown, classes=["proof"])
+    if test is None:
+        logger.warning(
+            f":test:`{text}`: {error}", location=(env.docname, lineno), type="proofs"
+        )
+        return [literal], []
+    title = f"{test.module}::{text.rsplit('::', 1)[-1]}"
+    ref = proof_ref(doc="proof/" + proof_docname(test.module), label=test.label,
+                    title=title)  # fmt: skip
+    ref += literal
+    return [ref], []
+
+
+class proof_ref(nodes.Inline, nodes.Element):
+    """A link to a test, made a reference once the pages are resolved."""
+
+
+def installed_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """:installed:`flask-sqlalchemy` -> "Flask-SQLAlchemy 3.1.1" (installed)."""
+    try:
+        dist = metadata.distribution(text)
+    except metadata.PackageNotFoundError:
+        env = inliner.document.settings.env
+        logger.warning(
+            f":installed:`{text}`: not installed", location=(env.docname, lineno)
+        )
+        return [nodes.Text(text)], []
+    shown = f"{dist.metadata['Name']} {dist.version}"
+    return [nodes.literal(shown, shown, classes=["installed"])], []
+
+
+# -- generated pages -----------------------------------------------------------
+
+
+def rst_text(text: str) -> str:
+    """A docstring as rst: ``literals`` kept, every other markup char escaped."""
+    out = []
+    for i, part in enumerate(re.split(r"(``[^`]+``)", text)):
+        if i % 2:
+            out.append(part)
+        else:
+            out.append(re.sub(r"([\\`*_|\[\]<>:])", r"\\\1", part))
+    return "".join(out)
+
+
+def heading(text: str, char: str) -> str:
+    return f"{text}\n{char * len(text)}\n"
+
+
+def repo_link(app, rel: str) -> str:
+    base = app.config.proofs_repo_url.rstrip("/")
+    if not base:
+        return ""
+    branch = app.config.proofs_repo_branch
+    return f"`{rel} in the repository <{base}/blob/{branch}/{rel}>`__\n\n"
+
+
+def language(path: Path) -> str:
+    return {".py": "python", ".html": "html+jinja"}.get(path.suffix, "text")
+
+
+def code_page(app, root: Path, path: Path) -> str:
+    rel = path.relative_to(root).as_posix()
+    text = [":orphan:\n", heading(rel, "="), repo_link(app, rel)]
+    if rel.startswith("tests/test_") or "/test_" in rel:
+        text.append(f"The tests one by one, with the pages that cite them: "
+                    f":doc:`/proof/{proof_docname(rel)}`.\n\n")  # fmt: skip
+    text.append(
+        f".. literalinclude:: /../{rel}\n   :language: {language(path)}\n"
+        f"   :caption: {rel}\n"
+    )
+    return "\n".join(text)
+
+
+def proof_docname(rel: str) -> str:
+    return rel.removeprefix("tests/").removesuffix(".py")
+
+
+def proof_page(app, rel: str, tests: dict[str, Test]) -> str:
+    lines = [":orphan:\n", heading(rel, "="), repo_link(app, rel)]
+    lines.append(
+        f"Every test in this module, with the pages that cite it. The whole "
+        f"file: :doc:`/code/{rel.removesuffix('.py')}`.\n\n"
+    )
+    if not tests:
+        lines.append("This module has no tests of its own.\n")
+    for test in tests.values():
+        lines.append(f".. _{test.label}:\n")
+        lines.append(heading(test.name.replace("::", "."), "-"))
+        if test.doc:
+            lines.append(rst_text(test.doc) + "\n")
+        if test.cited_by:
+            cites = ", ".join(f":doc:`/{d}`" for d in sorted(test.cited_by))
+            lines.append(f"Cited by {cites}.\n")
+        else:
+            lines.append("No page cites this test.\n")
+        lines.append(
+            f".. literalinclude:: /../{rel}\n   :language: python\n"
+            f"   :lines: {test.start}-{test.end}\n   :lineno-match:\n"
+        )
+    return "\n".join(lines)
+
+
+def index_page(modules) -> str:
+    lines = [":orphan:\n\n", heading("Proofs", "=")]
+    lines.append(
+        "Every test module, laid out like the site: ``tests/<part>/test_<page>.py`` "
+        "proves a page in process, ``..._live.py`` against real servers, proxies, "
+        "stores and workers, ``..._browser.py`` in Chromium. Each test shows the "
+        "pages that cite it.\n\n"
+        ".. toctree::\n   :maxdepth: 1\n\n"
+    )
+    lines += [f"   {proof_docname(rel)}\n" for rel in modules]
+    return "".join(lines)
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def citations(srcdir: Path):
+    """(docname, target) for every :test: role in the hand-written pages."""
+    for path in sorted(srcdir.rglob("*.rst")):
+        rel = path.relative_to(srcdir)
+        if rel.parts[0] in GENERATED or rel.parts[0].startswith("_"):
+            continue
+        docname = rel.with_suffix("").as_posix()
+        for match in ROLE.finditer(path.read_text()):
+            yield docname, match[1]
+
+
+def generate(app) -> None:
+    srcdir = Path(app.srcdir)
+    root = srcdir.parent
+    modules = collect_tests(root)
+    app.proofs_modules = modules
+    for docname, target in citations(srcdir):
+        test, _, _ = resolve(target, docname, modules)
+        if test is not None:
+            test.cited_by.add(docname)
+    wanted = set()
+    for rel, tests in modules.items():
+        out = srcdir / "proof" / (proof_docname(rel) + ".rst")
+        write_if_changed(out, proof_page(app, rel, tests))
+        wanted.add(out)
+    out = srcdir / "proof" / "index.rst"
+    write_if_changed(out, index_page(modules))
+    wanted.add(out)
+    files = [
+        p
+        for p in sorted((root / "snippets").rglob("*"))
+        if p.is_file() and p.suffix in SNIPPET_SUFFIXES and "__pycache__" not in p.parts
+    ]
+    files += sorted((root / "tests").rglob("*.py"))
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        if path.name == "__init__.py":
+            continue
+        out = srcdir / "code" / (rel.rsplit(".", 1)[0] + ".rst")
+        write_if_changed(out, code_page(app, root, path))
+        wanted.add(out)
+    # Pages of modules that no longer exist go, so no stale proof is shown.
+    for folder in GENERATED:
+        for stale in (srcdir / folder).rglob("*.rst"):
+            if stale not in wanted:
+                stale.unlink()
+
+
+# -- captions that link to the whole file --------------------------------------
+
+
+def link_captions(app, doctree) -> None:
+    root = Path(app.srcdir).parent
+    for block in doctree.findall(nodes.literal_block):
+        source = block.get("source")
+        if not source or not isinstance(block.parent, nodes.container):
+            continue
+        try:
+            rel = Path(source).resolve().relative_to(root).as_posix()
+        except ValueError:
+            continue
+        if not rel.startswith(("snippets/", "tests/")):
+            continue
+        docname = app.env.docname
+        if docname.startswith("code/"):
+            continue  # already the whole file
+        for caption in block.parent.findall(nodes.caption):
+            text = caption.astext()
+            xref = addnodes.pending_xref(
+                "",
+                refdomain="std",
+                reftype="doc",
+                reftarget="/code/" + rel.rsplit(".", 1)[0],
+                refexplicit=True,
+                refwarn=True,
+            )
+            xref += nodes.inline(text, text)
+            caption.clear()
+            caption += xref
+
+
+def resolve_proofs(app, doctree, docname) -> None:
+    """Turn each proof_ref into a link to its test's anchor, with the full id
+    on hover (the std domain would swap the ``code`` text for plain text)."""
+    labels = app.env.domains.standard_domain.labels
+    for ref in list(doctree.findall(proof_ref)):
+        uri = app.builder.get_relative_uri(docname, ref["doc"])
+        if ref["label"]:
+            _, anchor, _ = labels[ref["label"]]
+            uri += "#" + anchor
+        link = nodes.reference("", "", internal=True, refuri=uri, reftitle=ref["title"])
+        link["classes"].append("proof-link")
+        link += ref.children
+        ref.replace_self(link)
+
+
+def setup(app):
+    app.add_config_value("proofs_repo_url", "", "html")
+    app.add_config_value("proofs_repo_branch", "main", "html")
+    app.add_role("test", test_role)
+    app.add_role("installed", installed_role)
+    app.connect("builder-inited", generate)
+    app.connect("doctree-read", link_captions)
+    app.add_node(proof_ref)
+    app.connect("doctree-resolved", resolve_proofs)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

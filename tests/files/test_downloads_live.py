@@ -1,0 +1,230 @@
+"""Downloads and uploads against real servers on 127.0.0.1: gunicorn, waitress,
+Werkzeug's server and nginx. Proof for files/downloads and files/uploads."""
+
+import contextlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from snippets.downloads import app as downloads_app
+from tests.servers import (
+    ROOT,
+    gunicorn,
+    nginx,
+    open_request,
+    read_to_close,
+)
+
+pytestmark = pytest.mark.live
+
+
+FILES = ROOT / "snippets" / "files"
+
+
+ALPHABET = (FILES / "alphabet.txt").read_bytes()
+
+
+MiB = 1024 * 1024
+
+
+TOKEN = {"Authorization": "Bearer let-me-in"}
+
+
+@pytest.fixture
+def files_dir(monkeypatch):
+    """A files folder with an 8 MiB file; servers started in the test see it.
+
+    World-readable, outside pytest's private tmp_path: nginx started as root
+    reads files as its unprivileged worker user."""
+    with tempfile.TemporaryDirectory(prefix="fsp-files-") as tmp:
+        folder = Path(tmp)
+        folder.chmod(0o755)
+        shutil.copy(FILES / "alphabet.txt", folder)
+        with (folder / "big.bin").open("wb") as out:
+            for block in range(8):
+                out.write(bytes([block]) * MiB)
+        for path in folder.iterdir():
+            path.chmod(0o644)
+        monkeypatch.setenv("FLASK_FILES_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture
+def report_dir(tmp_path, monkeypatch):
+    """The server's temporary folder (TMPDIR), where make_report writes."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))  # for a server process
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # for one in a thread
+    return folder
+
+
+def worker_of(proc):
+    """gunicorn's one worker process (the child of the arbiter)."""
+    deadline = time.monotonic() + 20
+    while not (children := psutil.Process(proc.pid).children()):
+        assert time.monotonic() < deadline, "gunicorn started no worker"
+        time.sleep(0.05)
+    return children[0]
+
+
+def read_syscalls_for(url, path, proc, **kwargs):
+    """How many read-type system calls the worker made to serve one request."""
+    httpx.get(url + "/files/alphabet.txt")  # warm up: imports, first request
+    worker = worker_of(proc)
+    before = worker.io_counters().read_count
+    response = httpx.get(url + path, timeout=30, **kwargs)
+    # The sync worker serves one request at a time: once a second request is
+    # answered, the first one is completely finished (no sleep needed).
+    httpx.get(url + "/files/alphabet.txt")
+    return response, worker.io_counters().read_count - before - 1
+
+
+def test_gunicorn_sends_a_file_with_sendfile(files_dir):
+    """8 MiB in one sendfile() call: the worker makes about one read-type
+    system call (Linux counts sendfile as one read and one write in
+    /proc/PID/io), where reading 8 KiB blocks would take 1024."""
+    with gunicorn("snippets.downloads:app") as (url, proc):
+        response, reads = read_syscalls_for(url, "/files/big.bin", proc)
+    assert response.status_code == 200
+    assert len(response.content) == 8 * MiB
+    assert reads < 10
+
+
+def test_gunicorn_without_sendfile_reads_the_file_in_8_kib_blocks(files_dir):
+    with gunicorn("snippets.downloads:app", args=("--no-sendfile",)) as (url, proc):
+        response, reads = read_syscalls_for(url, "/files/big.bin", proc)
+    assert len(response.content) == 8 * MiB
+    assert reads >= 8 * MiB // 8192
+
+
+def test_gunicorn_range_response_is_not_sent_with_sendfile(files_dir):
+    with gunicorn("snippets.downloads:app") as (url, proc):
+        response, reads = read_syscalls_for(
+            url, "/files/big.bin", proc, headers={"Range": "bytes=1-"}
+        )
+    assert response.status_code == 206
+    assert len(response.content) == 8 * MiB - 1
+    assert reads >= 8 * MiB // 8192
+
+
+def test_gunicorn_generator_download_reads_in_python(files_dir):
+    with gunicorn("snippets.downloads:app") as (url, proc):
+        response, reads = read_syscalls_for(url, "/chunks/big.bin", proc)
+    assert len(response.content) == 8 * MiB
+    assert "content-length" not in response.headers
+    assert reads >= 8 * MiB // (64 * 1024)
+
+
+def test_gunicorn_range_and_304_over_the_wire(files_dir):
+    with gunicorn("snippets.downloads:app") as (url, _):
+        first = httpx.get(url + "/files/alphabet.txt")
+        ranged = httpx.get(url + "/files/alphabet.txt", headers={"Range": "bytes=-3"})
+        cached = httpx.get(
+            url + "/files/alphabet.txt",
+            headers={"If-None-Match": first.headers["etag"]},
+        )
+        bad = httpx.get(url + "/files/alphabet.txt", headers={"Range": "bytes=99-"})
+    assert first.headers["content-length"] == "27"
+    assert (ranged.status_code, ranged.content) == (206, b"yz\n")
+    assert ranged.headers["content-range"] == "bytes 24-26/27"
+    assert (cached.status_code, cached.content) == (304, b"")
+    assert bad.status_code == 416
+
+
+def raw_request(url, target):
+    """Send a request line exactly as given (clients normalise '../')."""
+    with open_request(url, target, headers=["Connection: close"]) as sock:
+        data = read_to_close(sock)
+    return int(data.split(b" ", 2)[1]), data
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/files/../downloads.py", "/files/%2e%2e/downloads.py", "/files/..%2fuploads.py"],
+)
+def test_gunicorn_traversal_gets_404(files_dir, target):
+    with gunicorn("snippets.downloads:app") as (url, _):
+        status, data = raw_request(url, target)
+    assert status == 404
+    assert b"import" not in data
+
+
+@pytest.mark.parametrize("server", ["werkzeug", "gunicorn"])
+def test_call_on_close_does_not_run_after_send_file_live(
+    server, report_dir, live_server
+):
+    with contextlib.ExitStack() as stack:
+        if server == "werkzeug":
+            # Not threaded: requests are served one after the other.
+            url = live_server(downloads_app, threaded=False)
+        else:
+            url, _ = stack.enter_context(gunicorn("snippets.downloads:app"))
+        with httpx.Client(base_url=url, timeout=10) as client:
+            got = client.get("/leaky-report.csv?rows=3")
+            head = client.head("/leaky-report.csv?rows=3")
+            client.get("/files/alphabet.txt")  # both requests above are over
+    assert got.content == b"1,1\r\n2,4\r\n3,9\r\n"
+    # GET: the callback never ran, the report is still there; HEAD: it ran.
+    assert [p.name for p in report_dir.iterdir()] == [filename(got)]
+    assert filename(head) != filename(got)
+
+
+def filename(response):
+    return response.headers["content-disposition"].split("filename=")[1]
+
+
+def test_open_unlink_send_under_gunicorn(report_dir):
+    with gunicorn("snippets.downloads:app") as (url, _):
+        response = httpx.get(url + "/report.csv?rows=100000", timeout=30)
+        httpx.get(url + "/files/alphabet.txt")
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.content.endswith(b"100000,10000000000\r\n")
+    assert list(report_dir.iterdir()) == []
+
+
+ACCEL = """
+    location /_protected/ {{
+        internal;
+        alias {files}/;
+        types {{ text/plain txt; }}
+    }}
+    location / {{
+        proxy_pass {upstream};
+    }}
+"""
+
+
+@pytest.mark.nginx
+def test_nginx_serves_the_file_the_app_authorised(files_dir):
+    with gunicorn("snippets.downloads:app") as (app_url, _):
+        # What the app itself sends: a header and an empty body.
+        direct = httpx.get(app_url + "/protected/alphabet.txt", headers=TOKEN)
+        block = ACCEL.format(files=files_dir, upstream=app_url)
+        with nginx(block) as url:
+            served = httpx.get(url + "/protected/alphabet.txt", headers=TOKEN)
+            ranged = httpx.get(
+                url + "/protected/alphabet.txt", headers={**TOKEN, "Range": "bytes=0-2"}
+            )
+            refused = httpx.get(url + "/protected/alphabet.txt")
+            internal = httpx.get(url + "/_protected/alphabet.txt")
+            missing = httpx.get(url + "/protected/nope.txt", headers=TOKEN)
+    assert direct.content == b""
+    assert direct.headers["x-accel-redirect"] == "/_protected/alphabet.txt"
+    assert served.status_code == 200
+    assert served.content == ALPHABET
+    assert served.headers["content-length"] == "27"
+    assert served.headers["content-type"] == "text/plain"
+    # nginx's own validators: ETag "<mtime hex>-<size hex>", not Werkzeug's.
+    stat = (files_dir / "alphabet.txt").stat()
+    assert served.headers["etag"] == f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'
+    assert "x-accel-redirect" not in served.headers
+    assert (ranged.status_code, ranged.content) == (206, b"abc")
+    assert refused.status_code == 403
+    assert internal.status_code == 404  # the internal location is not public
+    assert missing.status_code == 404

@@ -1,0 +1,231 @@
+"""The built site, in Chromium: it fits every screen, copied examples run,
+and axe-core finds no critical or serious violation.
+
+``make test`` builds the site before it runs these. Each check visits every
+hand-written page of ``_build/html`` (the generated proof and code pages
+too where it says so), served on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import code
+import contextlib
+import functools
+import http.server
+import io
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.servers import STRICT
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+DOCS = ROOT / "docs"
+WIDTHS = {"desktop": 1366, "phone": 390}
+SKIP_TOP = {"_static", "_sources", "_images", "genindex.html", "search.html"}
+
+
+def site_pages(generated=False):
+    if not (HTML / "index.html").exists():
+        return []
+    pages = []
+    for path in sorted(HTML.rglob("*.html")):
+        rel = path.relative_to(HTML)
+        if rel.parts[0] in SKIP_TOP:
+            continue
+        if rel.parts[0] in ("proof", "code") and not generated:
+            continue
+        pages.append(rel.as_posix())
+    return pages
+
+
+@pytest.fixture(scope="module")
+def site():
+    """_build/html on a free port; yields its base URL."""
+    if not (HTML / "index.html").exists():
+        reason = "the site is not built: run make html (make test does)"
+        if STRICT:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    handler = functools.partial(Quiet, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def tab(browser):
+    context = browser.new_context()
+    context.add_init_script(RECORD_COPIES)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+OVERFLOW = """() => {
+  const root = document.documentElement;
+  const problems = [];
+  if (root.scrollWidth > root.clientWidth + 1)
+    problems.push(`page is ${root.scrollWidth}px wide in ${root.clientWidth}px`);
+  for (const table of document.querySelectorAll("article table")) {
+    const box = table.parentElement;
+    if (table.scrollWidth > box.clientWidth + 1) {
+      const head = (table.querySelector("th, td") || table).innerText.slice(0, 40);
+      problems.push(`table "${head}": ${table.scrollWidth}px in ${box.clientWidth}px`);
+    }
+  }
+  for (const banner of document.querySelectorAll(".announcement"))
+    if (banner.scrollWidth > banner.clientWidth + 1)
+      problems.push(`banner is ${banner.scrollWidth}px in ${banner.clientWidth}px`);
+  return problems;
+}"""
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+def test_no_page_scrolls_sideways_and_no_table_is_cut_off(site, tab, width):
+    pages = site_pages(generated=True)
+    assert len(pages) > 40
+    tab.set_viewport_size({"width": width, "height": 900})
+    found = {}
+    for rel in pages:
+        tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
+        if problems := tab.evaluate(OVERFLOW):
+            found[rel] = problems
+    assert not found
+
+
+# -- copy, then paste -------------------------------------------------------------
+
+
+# ClipboardJS copies through a hidden textarea: record what each copy event
+# carries, so a test reads exactly what the reader's clipboard would hold.
+RECORD_COPIES = """
+window.__copied = [];
+document.addEventListener("copy", event => {
+  const source = event.target;
+  window.__copied.push(source && "value" in source ? source.value
+                                                   : String(document.getSelection()));
+}, true);
+"""
+SESSIONS = "div.highlight:has(> pre > .gp)"  # blocks that show a Python session
+
+
+def copied_examples(tab):
+    """(copied text, shown text) for every session block on the open page."""
+    boxes = tab.locator(SESSIONS)
+    pairs = []
+    for i in range(boxes.count()):
+        box = boxes.nth(i)
+        box.hover()
+        box.locator("button.copybtn").click(force=True)
+        copied = tab.evaluate("() => window.__copied.pop()")
+        pairs.append((copied, box.locator("pre").inner_text()))
+    return pairs
+
+
+INVISIBLE = re.compile(
+    r"^\.\. invisible-code-block: python\n((?:\n|   .*\n)+)", re.MULTILINE
+)
+
+
+def setup_code(rel):
+    """The page's invisible set-up blocks, as a reader's session would have
+    them (imports, a test client)."""
+    source = DOCS / rel.replace(".html", ".rst")
+    text = source.read_text()
+    return "\n".join(
+        "\n".join(line[3:] for line in block.splitlines())
+        for block in INVISIBLE.findall(text)
+    )
+
+
+def paste(console, text):
+    """Feed pasted text to a REPL line by line, as a terminal would, then the
+    Enter a reader presses; return what it printed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        for line in [*text.split("\n"), ""]:
+            console.push(line)
+    return out.getvalue()
+
+
+def pages_with_examples():
+    return [rel for rel in site_pages() if "&gt;&gt;&gt; " in (HTML / rel).read_text()]
+
+
+@pytest.mark.timeout(600)
+def test_every_copied_example_runs_when_pasted_into_a_repl(site, tab, monkeypatch):
+    pages = pages_with_examples()
+    assert len(pages) > 15
+    monkeypatch.chdir(ROOT)
+    failures, blocks = [], 0
+    for rel in pages:
+        tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
+        console = code.InteractiveConsole({"__name__": "__console__"})
+        console.runsource(setup_code(rel), symbol="exec")
+        for text, display in copied_examples(tab):
+            blocks += 1
+            printed = paste(console, text)
+            expected_error = "Traceback" in display or "Error" in display
+            if "SyntaxError" in printed or (
+                "Traceback" in printed and not expected_error
+            ):
+                failures.append(f"{rel}: {text[:60]!r}: {printed[-300:]}")
+    assert blocks > 150
+    Path("/tmp/copy_failures.txt").write_text("\n\n".join(failures))
+    assert not failures
+
+
+def test_a_blank_continuation_line_survives_the_copy(site, tab):
+    """The case that broke 11 blocks: a bare `...` after a `with` body, then
+    more code (the testing page has one)."""
+    tab.goto(f"{site}/testing.html", wait_until="domcontentloaded")
+    closed = [
+        copied
+        for copied, shown in copied_examples(tab)
+        if re.search(r"^\.\.\. .*\n\.\.\.\n(?!\.\.\.)", shown, re.M)
+    ]
+    assert closed
+    for text in closed:
+        assert "\n\n" in text
+
+
+# -- accessibility ----------------------------------------------------------------
+
+
+@pytest.mark.timeout(600)
+def test_axe_finds_no_critical_or_serious_violation(site, tab):
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    tab.set_viewport_size({"width": 1366, "height": 900})
+    found = {}
+    pages = site_pages(generated=True)
+    for rel in pages:
+        tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
+        results = axe.run(tab)
+        bad = [
+            f"{v['id']} ({v['impact']}, {len(v['nodes'])} nodes)"
+            for v in results.response["violations"]
+            if v["impact"] in ("critical", "serious")
+        ]
+        if bad:
+            found[rel] = bad
+    assert not found

@@ -1,0 +1,101 @@
+"""The live and browser tiers: which system binary each needs, how to install
+it, and which snippets only it can cover.
+
+``make test`` installs the binaries itself where it can (Debian or Ubuntu, as
+root or with sudo that needs no password: ``.ci/system-packages``). Where it
+cannot, the tests that need a missing binary skip with a reason, the run ends
+with one line per missing tier saying how to enable it, and the coverage gate
+leaves out only the snippets listed here for that tier (every other snippet
+must still be covered 100%). Under ``FSP_STRICT=1`` (CI) a missing binary is
+a failure, and nothing is left out.
+
+``FSP_WITHOUT=nginx,redis-server`` makes the tests act as if those binaries
+were missing, so the newcomer's path can be tried on a full machine.
+
+    python -m tests.tiers coveragerc PATH   # write the coverage config to use
+    python -m tests.tiers missing           # one line per missing tier
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# binary -> (Debian package, candidate paths, snippets only this tier reaches)
+TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "nginx": ("nginx", ("/usr/sbin/nginx",), ()),
+    "chromium": ("chromium", ("/usr/bin/chromium",), ()),
+    "redis-server": (
+        "redis-server",
+        (),
+        ("snippets/broadcast.py", "snippets/job_progress.py", "snippets/job_queue.py"),
+    ),
+    "memcached": ("memcached", ("/usr/bin/memcached",), ()),
+}
+
+
+def pretended_missing() -> set[str]:
+    return {name for name in os.environ.get("FSP_WITHOUT", "").split(",") if name}
+
+
+def find(name: str, *candidates: str) -> str | None:
+    """The path of a system binary, or None (also when FSP_WITHOUT names it)."""
+    if name in pretended_missing() or "all" in pretended_missing():
+        return None
+    for candidate in (name, *candidates):
+        found = shutil.which(candidate) or (
+            candidate if os.access(candidate, os.X_OK) else None
+        )
+        if found:
+            return found
+    return None
+
+
+def missing() -> list[str]:
+    return [name for name, (_, paths, _) in TIERS.items() if not find(name, *paths)]
+
+
+def enable_line(name: str) -> str:
+    package = TIERS[name][0] if name in TIERS else name
+    return (
+        f"tier {name}: skipped, {name} is not installed; enable it with "
+        f"`sudo apt-get install {package}` (or run make test as root on Debian)"
+    )
+
+
+def coveragerc(path: Path) -> None:
+    """The project's coverage settings, less the snippets of missing tiers."""
+    strict = os.environ.get("FSP_STRICT") == "1"
+    omit = [] if strict else [s for name in missing() for s in TIERS[name][2]]
+    lines = [
+        "[run]",
+        "source = snippets",
+        "branch = false",
+        "patch = subprocess",
+        "parallel = true",
+        f"data_file = {ROOT / '.coverage'}",
+        "[report]",
+        "fail_under = 100",
+        "show_missing = true",
+        "skip_covered = true",
+    ]
+    if omit:
+        lines += ["omit ="] + [f"    {ROOT / s}" for s in omit]
+    path.write_text("\n".join(lines) + "\n")
+    for name in [] if strict else missing():
+        left_out = ", ".join(TIERS[name][2]) or "nothing"
+        print(f"{enable_line(name)}; left out of the coverage gate: {left_out}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["coveragerc"]:
+        coveragerc(Path(sys.argv[2]))
+    elif sys.argv[1:2] == ["missing"]:
+        for name in missing():
+            print(enable_line(name))
+    else:
+        sys.exit(__doc__)
