@@ -409,8 +409,21 @@ def test_committed_measurements_say_what_the_page_says():
     assert mib[STREAMED] < 1 and temp[STREAMED] == 0
     assert mib[BUILT] < 2 and temp[BUILT] > 20
     assert mib[DEFAULT] > 50 * mib[STREAMED]
-    assert mib[CONSTANT] < 2 and temp[CONSTANT] > 20
+    size = {name: float(row["file (MiB)"]) for name, row in rows.items()}
+    assert mib[CONSTANT] - size[CONSTANT] < 2 and temp[CONSTANT] > 20
     assert mib[IN_MEMORY] > mib[DEFAULT] and temp[IN_MEMORY] == 0
+
+
+def data_row(name, rows):
+    sizes = measure(name, rows)
+    return [
+        name,
+        f"{rows:,}",
+        f"{sizes['peak'] / MiB:.2f}",
+        f"{sizes['temp_peak'] / MiB:.1f}",
+        f"{sizes['size'] / MiB:.2f}",
+        sizes["left"],
+    ]
 
 
 def write_data(rows):
@@ -429,17 +442,7 @@ def write_data(rows):
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
     for name in APPROACHES:
-        sizes = measure(name, rows)
-        writer.writerow(
-            [
-                name,
-                f"{rows:,}",
-                f"{sizes['peak'] / MiB:.2f}",
-                f"{sizes['temp_peak'] / MiB:.1f}",
-                f"{sizes['size'] / MiB:.2f}",
-                sizes["left"],
-            ]
-        )
+        writer.writerow(data_row(name, rows))
         print(out.getvalue().splitlines()[-1], flush=True)
     DATA.mkdir(exist_ok=True)
     (DATA / "spreadsheets.csv").write_text(out.getvalue())
