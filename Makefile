@@ -18,7 +18,7 @@ LIVEOPTS    ?=
 PYTEST_ARGS ?=
 LINT_PATHS  := snippets tests bench conf.py conftest.py docs/_intersphinx docs/_ext
 
-.PHONY: help venv system html livehtml test doctest lint format bench inventories lock clean Makefile
+.PHONY: help venv system screenshots html livehtml test doctest lint format bench inventories lock clean Makefile
 
 help: $(STAMP)
 	@$(SPHINXBUILD) -M help "$(SOURCEDIR)" "$(BUILDDIR)" -c . $(SPHINXOPTS) $(O)
@@ -30,6 +30,7 @@ help: $(STAMP)
 	@echo "  doctest      only the examples on the pages and in snippet docstrings (Sybil)"
 	@echo "  lint         ruff check, ruff format --check, sphinx-lint"
 	@echo "  bench        run the benchmarks and refresh the Performance page's data"
+	@echo "  screenshots  retake the demo pages' screenshots (needs chromium)"
 	@echo "  inventories  rebuild docs/_intersphinx/*.inv (needs python3.11-doc)"
 	@echo "  lock         recompile requirements-docs.txt from requirements-docs.in"
 	@echo "  clean        remove _build and caches (keeps .venv)"
@@ -77,6 +78,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 	$(BIN)/ruff format $(LINT_PATHS)
+
+# The demo pages' screenshots on the SSE, tokens and MJPEG pages (Chromium;
+# fonts-noto-cjk and fonts-noto-color-emoji draw the answer's CJK and emoji).
+screenshots: $(STAMP) system
+	$(BIN)/python -m tests.demo_screenshots docs/_static/demos
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

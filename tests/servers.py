@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -267,3 +268,181 @@ def nginx(server_block: str) -> Iterator[str]:
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
         with process_server(argv, port):
             yield f"http://127.0.0.1:{port}"
+
+
+# -- uWSGI for deploy/uwsgi (helper "uwsgi"; to reconcile with the matrix's) --
+
+UWSGI = Path(sys.executable).parent / "uwsgi"  # the pyuwsgi wheel, in this venv
+
+
+@contextlib.contextmanager
+def uwsgi(
+    target: str,
+    *args: str,
+    listen: tuple[str, ...] = ("--http-socket",),
+    env: dict | None = None,
+) -> Iterator[tuple[dict[str, int], subprocess.Popen]]:
+    """uWSGI serving ``target`` ("snippets.name:app") with ``args``, one free
+    port per option in ``listen`` (``--http-socket``, ``--http11-socket``,
+    ``--http`` or ``--socket``, the uwsgi protocol for nginx); yields
+    ({option: port}, master process) once every worker is up.
+
+    ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM without it. A SIGTERM
+    that comes before the master has loaded the app is ignored, so this waits
+    for the workers (and the --http router) before it yields."""
+    if not UWSGI.exists():
+        raise ServerDidNotStart(f"{UWSGI} is missing: pip install pyuwsgi")
+    ports = {option: free_port() for option in listen}
+    module, _, callable_ = target.partition(":")
+    argv = [str(UWSGI), "--module", module, "--callable", callable_ or "app"]
+    for option, port in ports.items():
+        argv += [option, f"127.0.0.1:{port}"]
+    argv += ["--master", "--die-on-term", "--disable-logging", *args]
+    workers = int(args[args.index("--processes") + 1]) if "--processes" in args else 1
+    with process_server(argv, next(iter(ports.values())), env=env) as proc:
+
+        def ready():
+            log = read_log(proc)
+            return log.count("spawned uWSGI worker") >= workers and (
+                "--http" not in ports or "spawned uWSGI http 1" in log
+            )
+
+        if not wait_until(ready, START_TIMEOUT):
+            raise ServerDidNotStart(f"{' '.join(argv)}:\n{read_log(proc)}")
+        try:
+            yield ports, proc
+        finally:  # SIGINT: workers die at once, even in the middle of a stream
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)  # else process_server's stop() kills it
+
+
+@contextlib.contextmanager
+def started_together(managers: dict) -> Iterator[dict]:
+    """Enter several launchers at once, and leave them at once: each uWSGI
+    takes about a second to load the app and another to stop."""
+    entered: dict = {}
+
+    def enter(item):
+        key, manager = item
+        value = manager.__enter__()
+        entered[key] = (manager, value)
+
+    with ThreadPoolExecutor(max(1, len(managers))) as pool:
+        try:
+            futures = [pool.submit(enter, item) for item in managers.items()]
+            for future in futures:  # all of them done, then the first failure
+                future.exception()
+            for future in futures:
+                future.result()
+            yield {key: value for key, (_, value) in entered.items()}
+        finally:
+            exits = [manager.__exit__ for manager, _ in entered.values()]
+            list(pool.map(lambda leave: leave(None, None, None), exits))
+
+
+# --- Extensions: Flask-Session's memcached store and a Celery worker ---------
+# (docs/extensions/flask_session.rst and docs/extensions/celery.rst)
+
+
+@contextlib.contextmanager
+def memcached() -> Iterator[str]:
+    """A throwaway memcached on loopback (TCP only); yields "127.0.0.1:PORT"."""
+    binary = require_binary("memcached")
+    port = free_port()
+    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]  # memcached refuses to run as root without -u
+    with process_server(argv, port):
+        yield f"127.0.0.1:{port}"
+
+
+CELERY = str(Path(sys.executable).with_name("celery"))
+# A worker imports Celery, kombu and the app before it is ready: slow on a
+# busy machine (20 s seen here with three workers starting under coverage).
+WORKER_START_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def celery_worker(
+    target: str,
+    redis_url: str,
+    *,
+    pool: str = "solo",
+    args: tuple[str, ...] = (),
+    env: dict | None = None,
+) -> Iterator[subprocess.Popen]:
+    """`celery -A target worker --pool=POOL` with REDIS_URL set, in its own
+    process group; waits for its "ready." log line. The process gets
+    ``startup_seconds`` (from launch to ready). Stopped with SIGTERM to the
+    whole group (prefork children included), SIGKILL if it will not go."""
+    spec = {"pool": pool, "args": args, "env": env}
+    with celery_workers(target, {redis_url: spec}) as procs:
+        yield procs[redis_url]
+
+
+@contextlib.contextmanager
+def celery_workers(
+    target: str, specs: dict[str, dict]
+) -> Iterator[dict[str, subprocess.Popen]]:
+    """Several workers at once, ``{redis_url: {"pool", "args", "env"}}``:
+    all start together, then all are awaited, then all stop together."""
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for redis_url, spec in specs.items():
+            procs[redis_url] = _start_worker(target, redis_url, **spec)
+        for proc in procs.values():
+            ready = wait_until(
+                lambda proc=proc: (
+                    proc.poll() is not None or " ready." in read_log(proc)
+                ),
+                timeout=START_TIMEOUT,
+            )
+            if not ready or proc.poll() is not None:
+                raise ServerDidNotStart(
+                    f"{' '.join(proc.args)}: not ready\n--- its output ---\n"
+                    f"{read_log(proc)}"
+                )
+            proc.startup_seconds = time.monotonic() - proc.started  # type: ignore[attr-defined]
+        yield procs
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            stop_group(proc)
+            proc.log.close()  # type: ignore[attr-defined]
+
+
+def _start_worker(target, redis_url, *, pool="solo", args=(), env=None):
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed by the caller
+    flags = fcntl.fcntl(log.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), "REDIS_URL": redis_url}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), env.get("PYTHONPATH")])
+    )
+    argv = [
+        CELERY, "-A", target, "worker", f"--pool={pool}", "--concurrency=1",
+        "--loglevel=INFO", "--without-mingle", "--without-gossip", *args,
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    proc.log = log  # type: ignore[attr-defined]
+    proc.started = started  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM to the process group that ``proc`` leads, then SIGKILL to
+    whatever is left of it (a prefork worker's children)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

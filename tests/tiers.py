@@ -32,9 +32,19 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "redis-server": (
         "redis-server",
         (),
-        ("snippets/broadcast.py", "snippets/job_progress.py", "snippets/job_queue.py"),
+        (
+            "snippets/broadcast.py",
+            "snippets/job_progress.py",
+            "snippets/job_queue.py",
+            "snippets/celery_progress.py",
+            "snippets/server_session.py",
+        ),
     ),
-    "memcached": ("memcached", ("/usr/bin/memcached",), ()),
+    "memcached": (
+        "memcached",
+        ("/usr/bin/memcached",),
+        ("snippets/server_session.py",),
+    ),
 }
 
 

@@ -1,0 +1,93 @@
+"""What a docs project ships: the Read the Docs and GitHub Actions configs
+are valid (against check-jsonschema's vendored schemas, offline) and run the
+project's own two commands, and the built site carries its metadata."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+load = YAML(typ="safe").load
+HTML = ROOT / "_build" / "html"
+
+
+@pytest.mark.parametrize(
+    ("schema", "path"),
+    [
+        ("vendor.readthedocs", ".readthedocs.yaml"),
+        ("vendor.github-workflows", ".github/workflows/test.yml"),
+    ],
+)
+def test_config_is_valid_against_its_schema(schema, path):
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
+         str(ROOT / path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_jsonschema_refuses_a_broken_config(tmp_path):
+    broken = tmp_path / "rtd.yaml"
+    broken.write_text("version: 2\nbuild:\n  os: windows-95\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+         "vendor.readthedocs", str(broken)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+
+
+def test_read_the_docs_builds_with_make_html():
+    config = load((ROOT / ".readthedocs.yaml").read_text())
+    assert config["build"]["commands"] == ["make html BUILDDIR=$READTHEDOCS_OUTPUT"]
+
+
+def test_the_workflow_runs_ci_run():
+    workflow = load((ROOT / ".github/workflows/test.yml").read_text())
+    steps = workflow["jobs"]["test"]["steps"]
+    assert {"run": "bash .ci/run"} in steps
+
+
+def built(name):
+    path = HTML / name
+    if not path.exists():
+        pytest.fail(f"{name} is not built: run make html (make test does)")
+    return path.read_text()
+
+
+def test_the_site_ships_a_sitemap_llms_txt_and_a_favicon():
+    assert "<loc>" in built("sitemap.xml")
+    assert built("llms.txt").startswith("# Flask Streaming Patterns")
+    icon = '<link rel="shortcut icon" href="_static/favicon.svg">'
+    assert icon in built("index.html")
+
+
+def test_no_link_points_at_the_loopback_address():
+    linked = [
+        str(p.relative_to(HTML))
+        for p in HTML.rglob("*.html")
+        if 'href="http://127.0.0.1' in p.read_text()
+        or 'href="http://localhost' in p.read_text()
+    ]
+    assert not linked
+
+
+def test_every_page_has_a_description_and_opengraph_tags():
+    pages = [
+        p
+        for p in HTML.rglob("*.html")
+        if p.relative_to(HTML).parts[0] not in ("_static", "_sources")
+        and p.name not in ("genindex.html", "search.html")
+    ]
+    missing = [
+        str(p.relative_to(HTML))
+        for p in pages
+        if '<meta name="description"' not in (text := p.read_text())
+        or '<meta property="og:title"' not in text
+    ]
+    assert pages
+    assert not missing
