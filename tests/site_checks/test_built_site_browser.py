@@ -9,6 +9,7 @@ too where it says so), served on 127.0.0.1.
 from __future__ import annotations
 
 import code
+import concurrent.futures
 import contextlib
 import functools
 import http.server
@@ -78,14 +79,17 @@ def tab(browser):
     context.close()
 
 
-OVERFLOW = """() => {
+# At 1,366 px every table fits its column. On a phone a wide table may scroll
+# inside its own box (furo's table-wrapper, overflow-x: auto), never the page.
+OVERFLOW = """(phone) => {
   const root = document.documentElement;
   const problems = [];
   if (root.scrollWidth > root.clientWidth + 1)
     problems.push(`page is ${root.scrollWidth}px wide in ${root.clientWidth}px`);
   for (const table of document.querySelectorAll("article table")) {
     const box = table.parentElement;
-    if (table.scrollWidth > box.clientWidth + 1) {
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(box).overflowX);
+    if (table.scrollWidth > box.clientWidth + 1 && !(phone && scrolls)) {
       const head = (table.querySelector("th, td") || table).innerText.slice(0, 40);
       problems.push(`table "${head}": ${table.scrollWidth}px in ${box.clientWidth}px`);
     }
@@ -106,7 +110,7 @@ def test_no_page_scrolls_sideways_and_no_table_is_cut_off(site, tab, width):
     found = {}
     for rel in pages:
         tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
-        if problems := tab.evaluate(OVERFLOW):
+        if problems := tab.evaluate(OVERFLOW, width < 600):
             found[rel] = problems
     assert not found
 
@@ -180,19 +184,24 @@ def test_every_copied_example_runs_when_pasted_into_a_repl(site, tab, monkeypatc
     assert len(pages) > 15
     monkeypatch.chdir(ROOT)
     failures, blocks = [], 0
+    # A reader's REPL has no running event loop; Playwright's thread does. The
+    # console runs in a thread of its own, so `asyncio.run(...)` pastes work.
+    repl = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     for rel in pages:
         tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
         console = code.InteractiveConsole({"__name__": "__console__"})
-        console.runsource(setup_code(rel), symbol="exec")
+        repl.submit(console.runsource, setup_code(rel), symbol="exec").result()
         for text, display in copied_examples(tab):
             blocks += 1
-            printed = paste(console, text)
+            printed = repl.submit(paste, console, text).result()
             expected_error = "Traceback" in display or "Error" in display
             if "SyntaxError" in printed or (
                 "Traceback" in printed and not expected_error
             ):
                 failures.append(f"{rel}: {text[:60]!r}: {printed[-300:]}")
-        console.runsource(setup_code(rel, teardown=True), symbol="exec")
+        teardown = setup_code(rel, teardown=True)
+        repl.submit(console.runsource, teardown, symbol="exec").result()
+    repl.shutdown()
     assert blocks > 150
     assert not failures
 
@@ -214,7 +223,6 @@ def test_a_blank_continuation_line_survives_the_copy(site, tab):
 # -- accessibility ----------------------------------------------------------------
 
 
-@pytest.mark.timeout(600)
 def generated_samples():
     """The generated proof and code pages share two templates: axe checks the
     three largest of each (the longest names, the widest code)."""
@@ -225,6 +233,7 @@ def generated_samples():
     return proof[-3:] + code[-3:]
 
 
+@pytest.mark.timeout(900)
 def test_axe_finds_no_critical_or_serious_violation(site, tab):
     from axe_playwright_python.sync_playwright import Axe
 
