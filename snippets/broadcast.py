@@ -73,8 +73,10 @@ class RedisBroker:
 
     channel = "broadcast"
 
-    def __init__(self, url):
-        self.redis = redis.Redis.from_url(url)
+    def __init__(self, url, max_subscribers=10_000):
+        # Each subscriber holds a connection of its own, and redis-py 8 caps a
+        # pool at 100: the 101st stream would fail with "Too many connections".
+        self.redis = redis.Redis.from_url(url, max_connections=max_subscribers + 10)
 
     def publish(self, message):
         return self.redis.publish(self.channel, json.dumps(message))

@@ -109,3 +109,18 @@ def test_redis_drops_slow_pubsub_clients_by_default():
             "client-output-buffer-limit"
         )
     assert "pubsub 33554432 8388608 60" in limits["client-output-buffer-limit"]
+
+
+@pytest.mark.redis
+def test_redis_broker_serves_more_than_redis_pys_default_100_connections():
+    """redis-py 8 caps a connection pool at 100 and every subscriber holds one;
+    the snippet's broker raises the cap, so subscriber 101 still subscribes."""
+    with redis_server() as url:
+        assert redis.Redis.from_url(url).connection_pool.max_connections == 100
+        broker = RedisBroker(url, max_subscribers=150)
+        listeners = [broker.listen() for _ in range(120)]
+        try:
+            assert all(next(listener) is SUBSCRIBED for listener in listeners)
+        finally:
+            for listener in listeners:
+                listener.close()
