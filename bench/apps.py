@@ -37,7 +37,7 @@ def row_count():
 # [unbatched]
 def csv_lines(rows):
     """One string per row: the body has one chunk, and one write, per row."""
-    writer = csv.writer(WriteThrough(), lineterminator="\n")
+    writer = csv.writer(WriteThrough())  # the same dialect as csv_chunks
     yield writer.writerow(HEADER)
     for row in rows:
         yield writer.writerow([neutralise(value) for value in row])

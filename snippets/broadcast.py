@@ -10,6 +10,7 @@ import redis
 from flask import Flask, Response, abort, request
 
 app = Flask(__name__)
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # 413 before a bigger body is read
 
 HEARTBEAT_SECONDS = 15.0
 MAX_MESSAGE = 1000  # characters
@@ -104,11 +105,12 @@ def event(name, data):
 
 @app.get("/stream")
 def stream():
-    raw = request.args.get("limit", str(MAX_LIMIT))  # then end the stream
-    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(MAX_LIMIT))
-    if not short or not 1 <= int(raw) <= MAX_LIMIT:
+    try:
+        limit = int(request.args.get("limit", MAX_LIMIT))  # then end the stream
+    except ValueError:
         abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    limit = int(raw)
+    if not 1 <= limit <= MAX_LIMIT:
+        abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
 
     def generate():
         sent = 0
@@ -133,7 +135,10 @@ def stream():
 
 @app.post("/publish")
 def publish():
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)  # None when it is not JSON
+    except RecursionError:  # "[[[[...": nested deeper than Python recurses
+        payload = None
     message = payload.get("message") if isinstance(payload, dict) else None
     if not isinstance(message, str) or not message.strip():
         abort(400, 'send JSON like {"message": "..."}')

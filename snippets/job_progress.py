@@ -12,14 +12,17 @@ from contextlib import closing
 from functools import cache
 
 from flask import Flask, Response, abort, request, url_for
+from werkzeug.exceptions import ServiceUnavailable
 
 app = Flask(__name__)
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # a form of two numbers: 413 above
 app.config["REDIS_URL"] = os.environ.get("REDIS_URL")  # unset: SQLite + thread
 app.config["JOBS_DB"] = os.environ.get(
     "JOBS_DB", os.path.join(tempfile.gettempdir(), "flask-jobs.sqlite3")
 )
 
 MAX_STEPS = 1000
+MAX_RUNNING = 8  # jobs in threads at once; one more is a 503
 STEP_SECONDS = float(os.environ.get("JOB_STEP_SECONDS", "0.1"))  # stand-in work
 POLL_SECONDS = 0.1  # how often a stream looks for new events
 HEARTBEAT_SECONDS = 15.0  # an idle stream still writes, to notice a gone client
@@ -72,10 +75,22 @@ class SqliteJobs:
         query = "SELECT n, data FROM events WHERE job = ? AND n > ? ORDER BY n"
         return self.sql(query, (job_id, after))
 
+    running = threading.BoundedSemaphore(MAX_RUNNING)
+
     def start(self, job_id, steps, fail_at):
-        # A thread lives and dies with this process: fine for short jobs.
-        args = (self, job_id, steps, fail_at)
-        threading.Thread(target=run_job, args=args, daemon=True).start()
+        """Run the job in a thread; False when MAX_RUNNING already run."""
+        if not self.running.acquire(blocking=False):
+            return False
+        self.add(job_id, state="queued", done=0, total=steps)
+
+        def work():  # a thread lives and dies with this process: short jobs
+            try:
+                run_job(self, job_id, steps, fail_at)
+            finally:
+                self.running.release()
+
+        threading.Thread(target=work, daemon=True).start()
+        return True
 
 
 @cache
@@ -83,7 +98,7 @@ def open_store(redis_url, db_path):
     if redis_url:
         from snippets.job_queue import RedisJobs  # needs redis and rq installed
 
-        return RedisJobs.from_url(redis_url)
+        return RedisJobs.from_url(redis_url, work=run_job)
     return SqliteJobs(db_path)
 
 
@@ -96,11 +111,13 @@ def jobs():
 
 # [start]
 def whole_number(name, low, high):
-    raw = request.form.get(name, "")
-    # Digits only, and few: int() raises ValueError (a 500) past 4,300 digits.
-    if not (raw.isdecimal() and len(raw) <= len(str(high)) and low <= int(raw) <= high):
+    try:
+        number = int(request.form.get(name, ""))
+    except ValueError:
         abort(400, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+    if not low <= number <= high:
+        abort(400, f"{name} must be a whole number from {low} to {high}")
+    return number
 
 
 @app.post("/jobs")
@@ -108,8 +125,8 @@ def start_job():
     steps = whole_number("steps", 1, MAX_STEPS)
     fail_at = whole_number("fail_at", 1, steps) if "fail_at" in request.form else 0
     store, job_id = jobs(), uuid.uuid4().hex
-    store.add(job_id, state="queued", done=0, total=steps)
-    store.start(job_id, steps, fail_at)
+    if not store.start(job_id, steps, fail_at):  # records "queued" if it starts
+        raise ServiceUnavailable("too many jobs are running", retry_after=5)
     status = url_for("job_status", job_id=job_id)
     events = url_for("job_events", job_id=job_id)
     return {"id": job_id, "status": status, "events": events}, 202, {"Location": status}
@@ -135,14 +152,17 @@ def job_status(job_id):
 @app.get("/jobs/<job_id>/events")
 def job_events(job_id):
     store = jobs()
-    last_id = request.headers.get("Last-Event-ID", "0")  # a reconnecting browser
-    if not (last_id.isdecimal() and len(last_id) <= 9):
-        abort(400, "Last-Event-ID must be a whole number (at most 9 digits)")
     number, event = last_event(store, job_id)
-    if int(last_id) >= number and event["state"] in ENDED:
+    try:  # the id of the last event a reconnecting browser saw
+        after = int(request.headers.get("Last-Event-ID", "0"))
+    except ValueError:
+        abort(400, f"Last-Event-ID must be a whole number from 0 to {number}")
+    if not 0 <= after <= number:  # an id this job never sent: it would wait forever
+        abort(400, f"Last-Event-ID must be a whole number from 0 to {number}")
+    if after == number and event["state"] in ENDED:
         return "", 204  # nothing more will come: EventSource stops reconnecting
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    stream = progress(store, job_id, int(last_id))
+    stream = progress(store, job_id, after)
     return Response(stream, mimetype="text/event-stream", headers=headers)
 
 

@@ -13,12 +13,6 @@ import json
 from redis import Redis
 from rq import Queue, get_current_job
 
-# The same app: `flask --app snippets.job_queue run` serves job_progress's views,
-# and REDIS_URL decides the store there.
-from snippets.job_progress import app, run_job
-
-__all__ = ["RedisJobs", "app", "queued_job"]
-
 EXPIRE_SECONDS = 24 * 60 * 60  # Redis forgets a job a day after its last event
 
 
@@ -26,12 +20,13 @@ EXPIRE_SECONDS = 24 * 60 * 60  # Redis forgets a job a day after its last event
 class RedisJobs:
     """Events in one Redis list per job: event n is item n - 1."""
 
-    def __init__(self, redis):
+    def __init__(self, redis, work=None):
         self.redis = redis
+        self.work = work  # run_job(store, job_id, steps, fail_at)
 
     @classmethod
-    def from_url(cls, url):
-        return cls(Redis.from_url(url))
+    def from_url(cls, url, work=None):
+        return cls(Redis.from_url(url), work)
 
     def add(self, job_id, **event):
         key = f"job:{job_id}:events"
@@ -43,14 +38,17 @@ class RedisJobs:
         return [(n, item.decode()) for n, item in enumerate(items, start=after + 1)]
 
     def start(self, job_id, steps, fail_at):
-        # What goes to Redis is the function's dotted name and its arguments.
+        """Queue the job; the workers you run are the limit."""
+        self.add(job_id, state="queued", done=0, total=steps)
+        # What goes to Redis is each function's dotted name and the arguments.
         queue = Queue(connection=self.redis)
-        queue.enqueue(queued_job, job_id, steps, fail_at, job_id=job_id)
+        queue.enqueue(queued_job, self.work, job_id, steps, fail_at, job_id=job_id)
+        return True
 
 
-def queued_job(job_id, steps, fail_at):
+def queued_job(work, job_id, steps, fail_at):
     """What the worker runs: the same work, writing to the worker's Redis."""
-    run_job(RedisJobs(get_current_job().connection), job_id, steps, fail_at)
+    work(RedisJobs(get_current_job().connection), job_id, steps, fail_at)
 
 
 # [redis-store-end]

@@ -19,11 +19,13 @@ _ended: deque = deque(maxlen=KEEP_RECORDS)  # (probe id, how it ended)
 
 
 def whole_number(name, default, low, high):
-    raw = request.args.get(name, str(default))
-    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(high))
-    if not short or not low <= int(raw) <= high:
+    try:
+        number = int(request.args.get(name, default))
+    except ValueError:
         abort(400, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+    if not low <= number <= high:
+        abort(400, f"{name} must be a whole number from {low} to {high}")
+    return number
 
 
 def probe_id():

@@ -47,9 +47,13 @@ def read_int(name, low, high, default):
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
+    try:
+        number = int(raw)
+    except ValueError:
         abort(400, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+    if not low <= number <= high:
+        abort(400, f"{name} must be a whole number from {low} to {high}")
+    return number
 
 
 # [events]

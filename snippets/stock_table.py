@@ -122,15 +122,17 @@ def render_table(engine, stmt, title):
 # [view]
 @app.get("/stock")
 def stock():
-    raw = request.args.get("rows", "1000")
-    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(SAMPLE_ROWS))
-    if not short or not 1 <= int(raw) <= SAMPLE_ROWS:
+    try:
+        rows = int(request.args.get("rows", "1000"))
+    except ValueError:
+        abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
+    if not 1 <= rows <= SAMPLE_ROWS:
         abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
     warehouse = request.args.get("warehouse")
     if warehouse is not None and warehouse not in WAREHOUSES:
         abort(404, f"no warehouse {warehouse!r}; choose from {', '.join(WAREHOUSES)}")
     create_sample_database(DATABASE)
-    stmt = stock_query(warehouse, int(raw))
+    stmt = stock_query(warehouse, rows)
     title = f"Stock in {warehouse}" if warehouse else "Stock"
     return Response(render_table(engine, stmt, title), mimetype="text/html")
 

@@ -16,11 +16,13 @@ MAX_ROWS = 100_000
 
 
 def parse_rows(default=5):
-    raw = request.args.get("rows", str(default))
-    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(MAX_ROWS))
-    if not short or not 1 <= int(raw) <= MAX_ROWS:
+    try:
+        rows = int(request.args.get("rows", default))
+    except ValueError:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-    return int(raw)
+    if not 1 <= rows <= MAX_ROWS:
+        abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
+    return rows
 
 
 def readings(count):

@@ -42,6 +42,10 @@ def read_prompt(value, too_long=413):
         abort(400, 'send a non-empty "prompt"')
     if len(value) > MAX_PROMPT:
         abort(too_long, f"prompt is longer than {MAX_PROMPT} characters")
+    try:
+        value.encode()  # JSON's "\ud800" is a str that UTF-8 cannot encode
+    except UnicodeEncodeError:
+        abort(400, "prompt must be text that UTF-8 can encode")
     return value
 
 
@@ -57,7 +61,10 @@ def error_as_json(error):
 # [generate]
 @app.post("/generate")
 def generate():
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)  # None when it is not JSON
+    except RecursionError:  # "[[[[...": nested deeper than Python recurses
+        payload = None
     if not isinstance(payload, dict):
         abort(400, 'send JSON like {"prompt": "..."}')
     prompt = read_prompt(payload.get("prompt"))

@@ -16,6 +16,7 @@ app.config["UPLOAD_DIR"] = str(Path(tempfile.gettempdir()) / "fsp-uploads")
 app.config.from_prefixed_env()
 
 CHUNK_SIZE = 1024 * 1024  # memory use stays near one chunk, whatever the size
+MAX_NAME = 255  # bytes in a file name on Linux and macOS; secure_filename is ASCII
 
 
 # [limit]
@@ -34,6 +35,8 @@ def upload(name):
     filename = secure_filename(name)
     if not filename:
         abort(400, "name must contain letters or digits")
+    if len(filename) > MAX_NAME:
+        abort(400, f"name must be at most {MAX_NAME} characters")
     framed = request.content_length is not None
     if not framed and not request.environ.get("wsgi.input_terminated"):
         # No Content-Length and a server that does not end the stream itself:
@@ -51,6 +54,10 @@ def upload(name):
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+        # gunicorn ends the stream early, without an error, when the client
+        # hangs up: compare with what the client said it would send.
+        if framed and size != request.content_length:
+            abort(400, f"received {size:,} of {request.content_length:,} bytes")
         os.replace(partial, folder / filename)
     except BaseException:
         os.unlink(partial)  # too large, client gone, disk full: keep nothing

@@ -1,6 +1,8 @@
 """In-process proofs for deploy/proxies: the snippet's gzip streams, and what
 Flask-Compress 1.25 does with a streamed response."""
 
+import random
+import string
 import zlib
 
 import brotli
@@ -109,9 +111,9 @@ def test_flask_compress_streams_false_passes_streams_through():
     response.close()
 
 
-def test_compression_middleware_holds_every_yield_until_the_end():
-    """Flask-Compress (1.25) compresses streams chunk by chunk, but never
-    flushes: what the client can decode arrives only when the generator ends."""
+def compressed_stream(chunks):
+    """Flask-Compress over a generator of ``chunks``; yields (how many chunks
+    the generator had made, the text decodable so far) per piece received."""
     produced = []
     app = Flask(__name__)
     Compress(app)
@@ -119,16 +121,34 @@ def test_compression_middleware_holds_every_yield_until_the_end():
     @app.get("/")
     def view():
         def generate():
-            for i in range(5):
-                produced.append(i)
-                yield f"line {i}\n"
+            for chunk in chunks:
+                produced.append(chunk)
+                yield chunk
 
         return Response(generate(), mimetype="text/plain")
 
     response = app.test_client().get("/", headers={"Accept-Encoding": "deflate"})
     assert response.headers["Content-Encoding"] == "deflate"
-    decoder, readable = zlib.decompressobj(), []
-    for chunk in response.response:
-        readable.append((len(produced), decoder.decompress(chunk)))
+    decoder = zlib.decompressobj()
+    for piece in response.response:
+        yield len(produced), decoder.decompress(piece)
+
+
+def test_compression_middleware_holds_small_yields_until_the_end():
+    """Flask-Compress (1.25) compresses streams chunk by chunk, but never
+    flushes: five short lines are all held until the generator ends."""
+    readable = list(compressed_stream([f"line {i}\n" for i in range(5)]))
     assert all(text == b"" for _, text in readable[:-1])  # bytes, no content
     assert readable[-1] == (5, b"line 0\nline 1\nline 2\nline 3\nline 4\n")
+
+
+def test_compression_middleware_passes_output_once_its_buffer_fills():
+    """It never flushes, but zlib emits what fills its buffers: five 64 KiB
+    chunks of text that does not compress well, and decodable text reaches
+    the client before the generator has made the last one."""
+    rng = random.Random(7)
+    chunks = ["".join(rng.choices(string.ascii_letters, k=64 * 1024)) for _ in range(5)]
+    readable = list(compressed_stream(chunks))
+    early = [text for made, text in readable if made < 5 and text]
+    assert early, readable
+    assert b"".join(text for _, text in readable) == "".join(chunks).encode()

@@ -8,13 +8,18 @@ arrived. "Streams" means the first one arrived before the last one was made.
 
 import contextlib
 import json
+import os
+import queue
 import re
+import socket
+import threading
+import time
 import zlib
 
 import pytest
 
 from tests.deploy_matrix import RawStream
-from tests.servers import gunicorn, nginx
+from tests.servers import gunicorn, nginx, open_request
 
 pytestmark = [pytest.mark.live, pytest.mark.nginx]
 
@@ -184,3 +189,91 @@ def test_heartbeat_comments_keep_the_stream_through_proxy_read_timeout(proxy):
     assert stream.complete
     assert body.count("data: ") == 2
     assert body.count(": keep-alive\n\n") >= 3
+
+
+# --- the rule: whole buffers pass, the rest waits -----------------------------------
+
+UPSTREAM_HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+
+
+@contextlib.contextmanager
+def scripted_upstream():
+    """An upstream that answers like gunicorn answers nginx's HTTP/1.0
+    request (no Content-Length, no chunks: the body runs until close) and
+    sends each piece the test hands it, when the test hands it."""
+    pieces = queue.Queue()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(UPSTREAM_HEAD)
+            while (piece := pieces.get()) is not None:
+                conn.sendall(piece)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", pieces.put
+    finally:
+        pieces.put(None)
+        thread.join(timeout=10)
+        listener.close()
+
+
+def payload_received(sock, buffer, *, at_least, settle=0.3):
+    """Read the chunked body until it holds ``at_least`` payload bytes, then
+    until nothing more comes for ``settle`` seconds; return (payload, raw)."""
+
+    def payload(raw):
+        body, total = raw.partition(b"\r\n\r\n")[2], 0
+        while (line := body.partition(b"\r\n"))[1]:
+            size = int(line[0], 16)
+            if len(line[2]) < size + 2:
+                break
+            total, body = total + size, line[2][size + 2 :]
+        return total
+
+    deadline = time.monotonic() + 20
+    while payload(buffer) < at_least and time.monotonic() < deadline:
+        sock.settimeout(deadline - time.monotonic())
+        buffer += sock.recv(65536)
+    sock.settimeout(settle)
+    with contextlib.suppress(TimeoutError):
+        while data := sock.recv(65536):
+            buffer += data
+    return payload(buffer), buffer
+
+
+def test_nginx_passes_whole_buffers_and_holds_what_does_not_fill_one():
+    """nginx with its defaults (proxy_buffering on, buffers of one memory
+    page): of an unframed upstream body it passes on whole buffers, as soon
+    as each is full, and holds only the bytes that do not fill one. The first
+    buffer also holds the upstream's status line and headers. So 7,000-byte
+    pieces arrive as they are sent, in 4 KiB steps, while 1,000-byte pieces
+    wait until four or five of them fill a buffer."""
+    page = os.sysconf("SC_PAGE_SIZE")  # nginx's default buffer size (4 KiB here)
+    head = len(UPSTREAM_HEAD)
+
+    def passed(sent):  # whole buffers, the first one shared with the headers
+        return (sent + head) // page * page - head
+
+    seen = []
+    with (
+        scripted_upstream() as (upstream, send),
+        nginx(f"location / {{ proxy_pass {upstream}; }}") as url,
+        open_request(url, "/", headers=["Connection: close"]) as sock,
+    ):
+        sent, raw = 0, b""
+        for size in [7000] * 4 + [1000] * 6:
+            send(b"x" * size)
+            sent += size
+            got, raw = payload_received(sock, raw, at_least=passed(sent))
+            seen.append((size, sent, got))
+    print(seen)
+    assert page == 4096
+    assert [got for _, _, got in seen] == [passed(sent) for _, sent, _ in seen]
+    assert seen[0][2] == 4096 - head  # the first 7,000 bytes: one buffer passes
+    held = [got for size, _, got in seen if size == 1000]
+    assert held == [7 * page - head] * 4 + [8 * page - head] * 2

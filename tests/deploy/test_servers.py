@@ -4,6 +4,7 @@ against a fake socket, and one loopback socket pair. No sleeps, no servers."""
 
 import io
 import socket
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -111,3 +112,33 @@ def test_first_write_after_the_client_closed_succeeds_and_the_next_fails(attempt
             conn.sendall(b": heartbeat 1\n\n")  # succeeds: nobody can tell yet
             with pytest.raises((BrokenPipeError, ConnectionResetError)):
                 conn.sendall(b": heartbeat 2\n\n")
+
+
+def test_werkzeug_server_writes_each_chunk_in_four_sends():
+    """Werkzeug's threaded server (flask run) writes a chunk as four
+    sendall() calls: the size, CRLF, the data, CRLF; gunicorn joins them
+    into one sendall() (test above). So a piece is one send for gunicorn and
+    four for Werkzeug: the number of pieces sets the number of writes."""
+    from tests.servers import open_request, read_to_close, werkzeug_server
+
+    sends, original = [], socket.socket.sendall
+
+    def counting(self, data, *args):
+        if threading.current_thread() is not threading.main_thread():
+            sends.append(bytes(data))
+        return original(self, data, *args)
+
+    socket.socket.sendall = counting
+    try:
+        with werkzeug_server(probe_app) as url:
+            target = "/stream?chunks=3&interval_ms=0"
+            with open_request(url, target, headers=["Connection: close"]) as sock:
+                read_to_close(sock)
+    finally:
+        socket.socket.sendall = original
+    head = next(i for i, data in enumerate(sends) if data.endswith(b"\r\n\r\n"))
+    body = sends[head + 1 :]
+    assert len(body) == 3 * 4 + 1  # four sends per chunk, then the last chunk
+    for size, crlf, data, end in zip(*[iter(body[:12])] * 4, strict=True):
+        assert (int(size, 16), crlf, end) == (len(data), b"\r\n", b"\r\n")
+    assert body[-1] == b"0\r\n\r\n"

@@ -1,11 +1,13 @@
 """In-process proof for files/downloads: send_file against a hand-made stream."""
 
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
 
 import pytest
+from flask import Flask, send_file
 from gunicorn.http.wsgi import FileWrapper as GunicornFileWrapper
 from werkzeug.exceptions import NotFound
 from werkzeug.test import EnvironBuilder
@@ -285,3 +287,73 @@ def test_accel_redirect_sends_no_body_only_the_header(client):
     assert response.headers["X-Accel-Redirect"] == "/_protected/alphabet.txt"
     assert response.data == b""
     assert "Content-Type" not in response.headers
+
+
+# --- no request leaves a temporary file behind --------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/leaky-report.csv?rows=3", "/report.csv?rows=3"])
+@pytest.mark.parametrize("value", ["bytes=100-", "bytes=abc", "bytes=0-1,3-4"])
+def test_range_416_leaves_no_temporary_file(client, made_reports, path, value):
+    """send_file raises the 416 before call_on_close is registered: the leaky
+    route now removes its report when send_file raises."""
+    response = client.get(path, headers={"Range": value})
+    response.close()
+    assert response.status_code in {200, 416}
+    assert made_reports and not any(p.exists() for p in made_reports)
+
+
+def test_report_from_an_open_file_does_not_claim_ranges(client, made_reports):
+    """send_file(open file) knows no size and no validators: with the default
+    conditional=True it said Accept-Ranges: bytes and then sent the whole
+    body with a 200 to a Range request."""
+    response = client.get("/report.csv?rows=3", headers={"Range": "bytes=0-2"})
+    assert response.status_code == 200
+    assert response.data == b"1,1\r\n2,4\r\n3,9\r\n"
+    assert "Accept-Ranges" not in response.headers
+    assert "ETag" not in response.headers
+    assert "Last-Modified" not in response.headers
+
+
+def test_send_file_of_an_open_file_has_no_length_validators_or_ranges():
+    """What index.rst says of send_file with an open file object: no length
+    unless you set it, no ETag or Last-Modified, and with conditional=True a
+    Range request gets a 200 with the whole body under Accept-Ranges: bytes."""
+    demo = Flask(__name__)
+    path = Path(app.config["FILES_DIR"])
+
+    @demo.get("/open")
+    def opened():
+        return send_file((path / "alphabet.txt").open("rb"), mimetype="text/plain")
+
+    @demo.get("/bytes")
+    def in_memory():
+        return send_file(io.BytesIO(ALPHABET), mimetype="text/plain")
+
+    client = demo.test_client()
+    response = client.get("/open", headers={"Range": "bytes=0-4"})
+    assert response.status_code == 200
+    assert response.data == ALPHABET
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert "Content-Length" not in response.headers
+    assert "ETag" not in response.headers and "Last-Modified" not in response.headers
+    ranged = client.get("/bytes", headers={"Range": "bytes=0-4"})
+    assert (ranged.status_code, ranged.data) == (206, b"abcde")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "alphabet.txt/../alphabet.txt",
+        "./alphabet.txt",
+        "x/../alphabet.txt",
+        "a/./../alphabet.txt",
+    ],
+)
+def test_accel_redirect_names_the_normalised_path(client, name):
+    """The name went into X-Accel-Redirect as it came: with "../" in it."""
+    response = client.get(
+        "/protected/" + name, headers={"Authorization": "Bearer let-me-in"}
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Accel-Redirect"] == "/_protected/alphabet.txt"

@@ -228,3 +228,76 @@ def test_nginx_serves_the_file_the_app_authorised(files_dir):
     assert refused.status_code == 403
     assert internal.status_code == 404  # the internal location is not public
     assert missing.status_code == 404
+
+
+@pytest.fixture
+def files_beside_a_secret(monkeypatch):
+    """<tmp>/files/alphabet.txt is on offer; <tmp>/secret.txt and
+    <tmp>/files-private/secret.txt are not."""
+    with tempfile.TemporaryDirectory(prefix="fsp-accel-") as tmp:
+        root = Path(tmp)
+        files, private = root / "files", root / "files-private"
+        for folder in (root, files, private, files / "sub"):
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o755)
+        shutil.copy(FILES / "alphabet.txt", files)
+        for path in (root / "secret.txt", private / "secret.txt"):
+            path.write_bytes(SECRET)
+        for path in [*root.rglob("*.txt")]:
+            path.chmod(0o644)
+        monkeypatch.setenv("FLASK_FILES_DIR", str(files))
+        yield files
+
+
+SECRET = b"the secret outside the internal location\n"
+TRAVERSALS = [
+    "/protected/alphabet.txt/../alphabet.txt",
+    "/protected/sub/../alphabet.txt",
+    "/protected/sub/..%2falphabet.txt",
+    "/protected/..%2fsecret.txt",
+    "/protected/%2e%2e/secret.txt",
+    "/protected/%2e%2e%2fsecret.txt",
+    "/protected/sub/../../secret.txt",
+    "/protected/sub/..%2f..%2fsecret.txt",
+    "/protected/..%2ffiles-private/secret.txt",
+    "/protected/%252e%252e/secret.txt",
+    "/protected/..;/secret.txt",
+    "/protected//etc/passwd",
+    "/_protected/alphabet.txt",
+    "/_protected/../secret.txt",
+    "/_protected/..%2fsecret.txt",
+    "/_protected%2f..%2fsecret.txt",
+    "/_protected/%2e%2e/secret.txt",
+    "/_protected../secret.txt",
+    "/_protected/../files-private/secret.txt",
+]
+
+
+@pytest.mark.nginx
+def test_x_accel_redirect_reaches_nothing_outside_the_internal_location(
+    files_beside_a_secret,
+):
+    """Raw request lines (an HTTP client would remove the "../"), with the
+    token, to the app through nginx and to the internal location directly:
+    each answer is the authorised file or a 4xx, never the secret."""
+    with gunicorn("snippets.downloads:app") as (app_url, _):
+        block = ACCEL.format(files=files_beside_a_secret, upstream=app_url)
+        with nginx(block) as url:
+            answers = {}
+            for target in TRAVERSALS:
+                headers = [f"Authorization: {TOKEN['Authorization']}"]
+                with open_request(
+                    url, target, headers=[*headers, "Connection: close"]
+                ) as sock:
+                    answers[target] = read_to_close(sock)
+    for target, raw in answers.items():
+        status = int(raw.split(b" ", 2)[1])
+        assert SECRET not in raw, target
+        # 200 with the file, a redirect (Werkzeug merges "//"), or a 4xx.
+        assert (status == 200 and raw.endswith(ALPHABET)) or 300 <= status < 500, (
+            target,
+            raw[:120],
+        )
+    print({target: raw.split(b"\r\n", 1)[0] for target, raw in answers.items()})
+    served = [t for t, raw in answers.items() if raw.endswith(ALPHABET)]
+    assert served == TRAVERSALS[:3]  # the names that normalise to alphabet.txt

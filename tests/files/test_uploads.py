@@ -6,6 +6,7 @@ import json
 import tracemalloc
 
 import pytest
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import snippets.uploads as uploads
@@ -149,3 +150,53 @@ def test_python_memory_stays_near_one_chunk(client, folder):
         tracemalloc.stop()
     assert response.json["size"] == 64 * MiB
     assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+def test_upload_cut_short_on_a_terminated_stream_is_not_stored(client, folder):
+    """gunicorn sets wsgi.input_terminated and ends the stream early, without
+    an error, when the client hangs up: the view compares what it received
+    with Content-Length and stores nothing (the old target stays)."""
+    client.put("/uploads/target.bin", data=b"old")
+    response = client.put(
+        "/uploads/target.bin",
+        input_stream=io.BytesIO(b"z" * 10),
+        environ_overrides={"CONTENT_LENGTH": "100", "wsgi.input_terminated": True},
+    )
+    assert response.status_code == 400
+    assert b"received 10 of 100 bytes" in response.data
+    assert [p.name for p in folder.iterdir()] == ["target.bin"]
+    assert (folder / "target.bin").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("length", [255, 256, 5000])
+def test_name_of_256_or_more_characters_gets_400(client, folder, length):
+    """Linux refuses a name over 255 bytes (ENAMETOOLONG): a 400, not a 500."""
+    response = client.put("/uploads/" + "n" * length, data=b"x")
+    if length <= 255:
+        assert response.status_code == 201
+    else:
+        assert response.status_code == 400
+        assert b"name must be at most 255 characters" in response.data
+        assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_chunked_body_read_whole_stops_at_the_limit_without_an_error():
+    """Werkzeug 3.1.9: with wsgi.input_terminated and no Content-Length,
+    get_data() returns the first MAX_CONTENT_LENGTH bytes and raises nothing
+    (a JSON view then sees cut JSON: a 400); reading on past the limit is
+    what raises the 413."""
+    from flask import Flask, request
+
+    demo = Flask(__name__)
+    demo.config["MAX_CONTENT_LENGTH"] = 16 * 1024
+    environ = EnvironBuilder(
+        "/", method="POST", input_stream=io.BytesIO(b"[" * (20 * 1024))
+    ).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True
+    with demo.request_context(environ):
+        assert len(request.get_data()) == 16 * 1024
+    environ["wsgi.input"] = io.BytesIO(b"[" * (20 * 1024))
+    with demo.request_context(environ), pytest.raises(RequestEntityTooLarge):
+        while request.stream.read(4096):
+            pass

@@ -1,6 +1,7 @@
 """Downloads and uploads against real servers on 127.0.0.1: gunicorn, waitress,
 Werkzeug's server and nginx. Proof for files/downloads and files/uploads."""
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import psutil
 import pytest
 
@@ -19,6 +21,8 @@ from tests.servers import (
     ROOT,
     gunicorn,
     nginx,
+    read_to_close,
+    wait_until,
     waitress,
 )
 
@@ -260,3 +264,136 @@ def test_nginx_refuses_bodies_over_1_mib_by_default(upload_dir):
     assert status == 413
     assert b"nginx" in body  # nginx's own page: the app never saw the request
     assert not upload_dir.exists()
+
+
+# --- uploads cut short: never stored ---------------------------------------------
+
+
+@contextlib.contextmanager
+def upload_server(name):
+    """The uploads snippet under one server of the matrix; yields its URL."""
+    if name == "werkzeug":
+        from tests.servers import werkzeug_server
+
+        with werkzeug_server(uploads_app) as url:
+            yield url
+    elif name == "waitress":
+        with waitress("snippets.uploads:app") as url:
+            yield url
+    else:
+        worker, *args = name.split()
+        with gunicorn("snippets.uploads:app", worker_class=worker, args=args) as (
+            url,
+            _,
+        ):
+            yield url
+
+
+UPLOAD_SERVERS = ["gthread --threads 4", "gevent", "sync", "waitress", "werkzeug"]
+
+
+@pytest.mark.parametrize("server", UPLOAD_SERVERS, ids=lambda s: s.split()[0])
+def test_upload_cut_short_is_not_stored(upload_dir, server):
+    """Content-Length says 10 MiB, 3 MiB come, then the client hangs up. No
+    server may make that a stored file: the old target stays, no .part file
+    is left, and the server still takes the next upload whole."""
+    upload_dir.mkdir()
+    (upload_dir / "target.bin").write_bytes(b"old")
+    streams = server != "waitress"  # waitress buffers the body before the app
+    with upload_server(server) as url:
+        parts = urlsplit(url)
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        sock.sendall(
+            b"PUT /uploads/target.bin HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {10 * MiB}\r\n\r\n".encode()
+            + b"c" * (3 * MiB)
+        )
+        if streams:  # the view is reading: its .part file exists
+            assert wait_until(lambda: part_files(upload_dir), timeout=15)
+        sock.close()
+        assert wait_until(lambda: not part_files(upload_dir), timeout=15)
+        status, body = put(url, "/uploads/next.bin", b"n" * 1000, {})
+    assert status == 201, body
+    assert (upload_dir / "target.bin").read_bytes() == b"old"
+    assert sorted(p.name for p in upload_dir.iterdir()) == ["next.bin", "target.bin"]
+
+
+# --- every route that reads a body: a limit before the body is read ---------------
+
+BODY_ROUTES = [
+    ("POST /broadcast/publish", "application/json"),
+    ("POST /tokens/generate", "application/json"),
+    ("POST /jobs/jobs", "application/x-www-form-urlencoded"),
+    ("POST /lifecycle/upload", "multipart/form-data; boundary=b"),
+]
+
+
+def body_apps():
+    """The four snippets whose views read a request body, in one WSGI app
+    (one gunicorn for all: `gunicorn 'tests.files.test_uploads_live:body_apps()'`)."""
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    from snippets import broadcast, job_progress, lifecycle, token_stream
+
+    return DispatcherMiddleware(
+        uploads_app,
+        {
+            "/broadcast": broadcast.app,
+            "/tokens": token_stream.app,
+            "/jobs": job_progress.app,
+            "/lifecycle": lifecycle.app,
+        },
+    )
+
+
+def peak_rss(process):
+    """The process's peak resident memory so far (VmHWM), in bytes."""
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+def send_big_body(url, request_line, content_type, *, size, chunked):
+    """Send ``size`` bytes (1 MiB at a time) until done or refused; return the
+    status the server answered with."""
+    parts = urlsplit(url)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    head = f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+    block = b"[" * MiB
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(f"{head}{framing}\r\nConnection: close\r\n\r\n".encode())
+        with contextlib.suppress(OSError):  # refused: the server stops reading
+            for _ in range(size // MiB):
+                sock.sendall(b"100000\r\n" + block + b"\r\n" if chunked else block)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        return int(read_to_close(sock).split(b" ", 2)[1])
+
+
+def test_200_mib_body_is_refused_and_worker_memory_stays_small():
+    """POST /publish once read a body of any size before checking it: 200 MiB
+    took the worker to a 623 MiB peak. Now every route that reads a body has
+    MAX_CONTENT_LENGTH: a declared length over it is a 413 before the body is
+    read; a chunked body is read only up to the limit (a 413; or, where the
+    view reads the body whole, Werkzeug 3.1.9 stops at the limit without an
+    error and the cut JSON or form is a 400). 200 MiB to each route, both
+    ways, and the gunicorn worker's peak memory grows by under 16 MiB."""
+    with gunicorn(
+        "tests.files.test_uploads_live:body_apps()",
+        worker_class="gthread",
+        args=("--threads", "2"),
+    ) as (url, proc):
+        httpx.get(url + "/broadcast/warm-up")  # imports done, first request served
+        worker = worker_of(proc)
+        before = peak_rss(worker)
+        statuses = {
+            (line, chunked): send_big_body(
+                url, line, kind, size=200 * MiB, chunked=chunked
+            )
+            for line, kind in BODY_ROUTES
+            for chunked in (False, True)
+        }
+        growth = peak_rss(worker) - before
+    print(f"{statuses}, peak RSS grew by {growth / MiB:.1f} MiB")
+    assert {s for (_, chunked), s in statuses.items() if not chunked} == {413}
+    assert {s for (_, chunked), s in statuses.items() if chunked} <= {400, 413}
+    assert growth < 16 * MiB

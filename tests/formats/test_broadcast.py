@@ -1,6 +1,8 @@
 """snippets/broadcast.py in-process: the slow-subscriber policy, heartbeats,
 unsubscribing on close, and input checks."""
 
+import io
+
 import pytest
 
 from snippets import broadcast
@@ -87,3 +89,34 @@ def test_bad_limit_is_a_400(limit):
 def test_bad_message_is_a_4xx(body, status):
     response = app.test_client().post("/publish", json=body)
     assert response.status_code == status
+
+
+@pytest.mark.parametrize("data", ["[" * 5000, '{"message": ' + "{" * 5000])
+def test_too_deep_json_is_a_400_not_a_500(data):
+    """RecursionError is not a ValueError: get_json(silent=True) alone lets
+    it through as a 500."""
+    response = app.test_client().post(
+        "/publish", data=data, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert b"send JSON like {&#34;message&#34;: &#34;...&#34;}" in response.data
+
+
+def test_body_over_the_limit_is_413_before_it_is_read():
+    """MAX_CONTENT_LENGTH (16 KiB): a declared length over it is refused
+    before a byte of the body is read (tests/live/test_broadcast_redis.py
+    measures the memory of a 200 MiB body over a socket)."""
+
+    class Unread(io.BytesIO):
+        def read(self, *args):
+            raise AssertionError("the body was read")
+
+        readline = read
+
+    response = app.test_client().post(
+        "/publish",
+        input_stream=Unread(),
+        content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": str(200 * 1024 * 1024)},
+    )
+    assert response.status_code == 413

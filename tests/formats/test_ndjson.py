@@ -45,9 +45,29 @@ def test_u2028_stays_inside_its_ndjson_record():
     assert len(body.decode().splitlines()) == 4  # the trap the reader avoids
 
 
-@pytest.mark.parametrize("count", ["", "-1", "1e3", "100001", "٣"])
+@pytest.mark.parametrize("count", ["", "-1", "1e3", "100001", "3.0"])
 def test_bad_count_is_a_400_before_streaming(count):
     for path in ("/items.ndjson", "/items.json"):
         response = app.test_client().get(f"{path}?count={count}")
         assert response.status_code == 400
         assert b"count must be a whole number" in response.data
+
+
+EXAMPLES = [
+    b"[1.5]",
+    b"[-0.5e-2, 1E+3, 2e5, 10]",
+    b'[true, false, null, "a, ]", {"x": [1, 2.25]}]',
+    b'[{"name": "Zo\xc3\xab"}, 123]',
+    b"[ ]",
+]
+
+
+@pytest.mark.parametrize("body", EXAMPLES, ids=lambda body: body.decode()[:12])
+def test_array_reader_accepts_a_number_cut_after_its_dot_or_exponent(body):
+    """Every split into three pieces, at any two points: "[1." then "5]" once
+    raised "expected ',' or ']'", because "1." decodes as 1 followed by "."."""
+    expected = json.loads(body)
+    for i in range(len(body) + 1):
+        for j in range(i, len(body) + 1):
+            pieces = [body[:i], body[i:j], body[j:]]
+            assert list(iter_json_array(pieces)) == expected, pieces

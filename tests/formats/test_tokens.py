@@ -92,6 +92,26 @@ def test_closing_the_response_stops_the_model(monkeypatch, variant):
     assert model.produced <= 3
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[" * 5000, 'send JSON like {"prompt": "..."}'),
+        ('{"prompt": ' + "[" * 5000, 'send JSON like {"prompt": "..."}'),
+        ('{"prompt": "\\ud800"}', "prompt must be text that UTF-8 can encode"),
+        ('{"prompt": "ok \\udfff"}', "prompt must be text that UTF-8 can encode"),
+    ],
+    ids=["deep-array", "deep-value", "lone-high-surrogate", "lone-low-surrogate"],
+)
+def test_too_deep_json_or_lone_surrogate_is_a_400_json_error_not_a_500(data, message):
+    """json.loads raises RecursionError (not a ValueError, so get_json(silent=
+    True) lets it through) for deep nesting, and accepts "\\ud800", which the
+    model's UTF-8 encode() then failed on, after the 200 was decided."""
+    response = app.test_client().post(
+        "/generate", data=data, content_type="application/json"
+    )
+    assert (response.status_code, response.json) == (400, {"error": message})
+
+
 def test_max_content_length_is_a_413_when_the_view_reads_the_body():
     """Not before the view: the request exists, and reading it raises."""
     big = {"data": "x" * 70_000, "content_type": "application/json"}

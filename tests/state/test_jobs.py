@@ -11,7 +11,7 @@ from flask import Flask, session
 
 from snippets import job_progress
 from snippets.job_progress import SqliteJobs, app
-from tests.servers import ROOT, free_port, process_server
+from tests.servers import ROOT, free_port, process_server, wait_until
 
 
 @pytest.fixture
@@ -142,6 +142,45 @@ def test_thread_job_dies_with_its_process(tmp_path):
     server, url = flask_run()
     with server, httpx.Client(base_url=url, timeout=30) as http:
         assert http.get(job["status"]).json() == last
+
+
+def test_jobs_beyond_the_thread_cap_get_503_with_retry_after(
+    client, store, monkeypatch
+):
+    """One thread per request had no cap: 500 requests made 488 threads. Now
+    MAX_RUNNING (8) jobs run at once; the next requests get a 503 with
+    Retry-After and start no thread, and a slot frees when a job ends."""
+    release = threading.Event()
+
+    def blocked_job(store, job_id, steps, fail_at):
+        release.wait(timeout=30)
+
+    monkeypatch.setattr(job_progress, "run_job", blocked_job)
+    before = threading.active_count()
+    try:
+        answers = [client.post("/jobs", data={"steps": "1"}) for _ in range(500)]
+        codes = [response.status_code for response in answers]
+        assert codes.count(202) == job_progress.MAX_RUNNING == 8
+        assert codes.count(503) == 492
+        refused = answers[-1]
+        assert refused.headers["Retry-After"] == "5"
+        assert b"too many jobs are running" in refused.data
+        assert threading.active_count() - before == 8
+    finally:
+        release.set()
+    assert wait_until(lambda: threading.active_count() == before)
+    assert client.post("/jobs", data={"steps": "1"}).status_code == 202
+
+
+def test_job_queue_does_not_import_job_progress():
+    """job_queue.py once imported job_progress.py, which imports job_queue.py
+    when REDIS_URL is set: a circle. Now the job function is handed to the
+    Redis store, and the worker finds it by its dotted name."""
+    code = (
+        "import sys, snippets.job_queue; "
+        "assert 'snippets.job_progress' not in sys.modules, 'circle'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
 HUGE = "9" * 5000  # int() refuses more than 4,300 digits with a ValueError

@@ -141,6 +141,24 @@ def test_bad_input_is_400_with_message(path, message):
     assert message in response.data
 
 
+@pytest.mark.parametrize("path", ["/wrapped", "/plain"])
+def test_head_request_never_starts_the_body_and_tears_down_once(events, path):
+    """For HEAD, Werkzeug's Response sends no body: the generator never
+    starts, so there is no finally and no second teardown; teardown runs once,
+    when the view returns, then call_on_close."""
+    with app.test_client().head(path) as response:
+        assert response.data == b""
+    assert events == [
+        "view returns",
+        "after_this_request",
+        "after_request",
+        "session saved",
+        "teardown_request",
+        "teardown_appcontext",
+        "call_on_close",
+    ]
+
+
 def test_after_this_request_runs_before_the_first_body_byte():
     events = []
     app = Flask(__name__)

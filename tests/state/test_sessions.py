@@ -7,10 +7,12 @@ import warnings
 
 import pytest
 from cachelib import FileSystemCache
-from flask import Flask, Response, session
+from flask import Flask, Response, session, stream_with_context
 from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_session import Session
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import scoped_session
 from werkzeug.test import EnvironBuilder
 
 from snippets import session_stream
@@ -125,6 +127,41 @@ def test_generator_session_without_wrapper_raises():
         response.get_data()
 
 
+def test_generator_session_change_before_its_first_yield_is_lost():
+    """Status, headers and the session cookie are fixed when the view
+    returns (process_response), not when the first byte is sent: a change
+    the generator makes before it yields anything is already too late."""
+    demo = Flask(__name__)
+    demo.secret_key = "test only"
+
+    @demo.get("/")
+    def view():
+        @stream_with_context
+        def generate():
+            session["seen"] = True  # before the first yield
+            yield "body\n"
+
+        return Response(generate())
+
+    @demo.get("/seen")
+    def seen():
+        return {"seen": session.get("seen", False)}
+
+    client = demo.test_client()
+    environ = EnvironBuilder(path="/").get_environ()
+    headers = {}
+    body = demo(environ, lambda status, sent, exc_info=None: headers.update(sent))
+    try:
+        assert "Set-Cookie" not in headers  # fixed before next(body)
+        assert next(iter(body)) == b"body\n"  # the change has now been made
+    finally:
+        body.close()
+    response = client.get("/")
+    assert response.get_data() == b"body\n"
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/seen").json == {"seen": False}
+
+
 def test_default_session_lives_in_the_signed_cookie():
     """Flask's own session storage is the cookie: no database involved."""
     app = Flask(__name__)
@@ -143,14 +180,21 @@ def test_default_session_lives_in_the_signed_cookie():
 
 
 def test_sqlalchemy_session_is_a_database_session_not_a_session_interface():
-    """What Flask-SQLAlchemy's ``db.session`` hands out is a SQLAlchemy
-    ``Session``: a unit of work on a database connection. It has no cookie,
-    no request, and none of the methods Flask calls to load and save
-    :data:`flask.session`."""
-    assert not issubclass(OrmSession, SessionInterface)
-    assert not hasattr(OrmSession, "open_session")
-    assert not hasattr(OrmSession, "save_session")
-    assert all(hasattr(OrmSession, name) for name in ("add", "commit", "execute"))
+    """Flask-SQLAlchemy's ``db.session`` is a SQLAlchemy ``scoped_session``:
+    a registry that hands each app context its own SQLAlchemy ``Session``, a
+    unit of work on a database connection. Neither has a cookie, a request,
+    or the methods Flask calls to load and save :data:`flask.session`."""
+    demo = Flask(__name__)
+    demo.config["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    db = SQLAlchemy(demo)
+    with demo.app_context():
+        assert isinstance(db.session, scoped_session)
+        assert isinstance(db.session(), OrmSession)
+        for unit in (db.session, db.session()):
+            assert not isinstance(unit, SessionInterface)
+            assert not hasattr(unit, "open_session")
+            assert not hasattr(unit, "save_session")
+            assert all(hasattr(unit, name) for name in ("add", "commit", "execute"))
 
 
 def test_lost_session_change_logs_and_warns_nothing(caplog):

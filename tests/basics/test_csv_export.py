@@ -1,0 +1,93 @@
+"""In-process proof for basics/csv_export: quoting and the formula guard hold
+for every string, not only for the examples on the page."""
+
+import csv
+import io
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snippets.csv_export import (
+    FORMULA_PREFIXES,
+    HEADER,
+    csv_chunks,
+    looks_like_formula,
+    neutralise,
+)
+
+# Text with many of the characters that matter: line ends, quotes, commas,
+# formula characters, their full-width forms, spaces and invisible ones.
+TRICKY = (
+    "\r\n\t\"',;=+-@ aZ1\u00a0\u200b\u200d\u2060\ufeff\u3000\uff1d\uff0b\uff0d\uff20"
+)
+cells = st.one_of(st.text(), st.text(alphabet=TRICKY))
+values = st.one_of(cells, st.integers(), st.floats(allow_nan=False))
+
+
+def read_back(rows):
+    body = "".join(csv_chunks(iter(rows), chunk_size=64))
+    return list(csv.reader(io.StringIO(body, newline="")))
+
+
+def spreadsheet_view(cell):
+    """What a spreadsheet might look at: look-alikes made plain, leading
+    whitespace and invisible (format) characters removed."""
+    plain = unicodedata.normalize("NFKC", cell)
+    return plain.lstrip(
+        "".join(c for c in set(plain) if c.isspace() or unicodedata.category(c) == "Cf")
+    )
+
+
+@settings(max_examples=150, deadline=None, database=None)  # no .hypothesis folder
+@given(st.lists(st.lists(values, min_size=1, max_size=4), max_size=5))
+def test_every_row_reads_back_as_written_and_no_text_cell_is_a_formula(rows):
+    parsed = read_back(rows)
+    assert parsed[0] == HEADER
+    assert len(parsed) == len(rows) + 1  # no value split a row in two
+    for row, cells_read in zip(rows, parsed[1:], strict=True):
+        assert cells_read == [str(neutralise(value)) for value in row]
+        for value, cell in zip(row, cells_read, strict=True):
+            if isinstance(value, str):
+                assert not spreadsheet_view(cell).startswith(FORMULA_PREFIXES[:4])
+                assert not cell.startswith(FORMULA_PREFIXES)
+
+
+def test_bare_carriage_return_is_quoted_so_a_reader_keeps_one_row():
+    """With lineterminator="\\n" csv left "ok\\r=1+1" unquoted: a reader
+    split the row at the \\r and "=1+1" started an unguarded cell."""
+    body = "".join(csv_chunks([(1, "ok\r=1+1")]))
+    assert body == 'id,customer,note,amount\r\n1,"ok\r=1+1"\r\n'
+    assert list(csv.reader(io.StringIO(body, newline="")))[1] == ["1", "ok\r=1+1"]
+
+
+def test_neutralised_carriage_return_alone_is_quoted():
+    assert neutralise("\r") == "'\r"
+    assert "".join(csv_chunks([("\r",)])).endswith('"\'\r"\r\n')
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\uff1d1+1",  # FULLWIDTH EQUALS SIGN
+        "\ufe66HYPERLINK()",  # SMALL EQUALS SIGN
+        " =1+1",
+        "   @SUM(A1)",
+        "\u00a0=1+1",  # NO-BREAK SPACE
+        "\u3000+1",  # IDEOGRAPHIC SPACE
+        "\u200b=1+1",  # ZERO WIDTH SPACE
+        "\u2060-1",  # WORD JOINER
+        "\ufeff=1+1",  # BYTE ORDER MARK
+        "\ufeff \u200b\uff1d1",
+        "\n=1+1",
+    ],
+)
+def test_formula_behind_look_alikes_spaces_or_invisible_characters_is_guarded(value):
+    assert looks_like_formula(value)
+    assert neutralise(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["ok", " hello", "a=b", "\u00a0x", "", "'=1"])
+def test_text_that_is_not_a_formula_is_left_alone(value):
+    assert neutralise(value) == value
