@@ -58,6 +58,7 @@ EXAMPLES = int(os.environ.get("FSP_ADVERSARIAL_EXAMPLES", "12"))  # per route
 MAX_CHUNKS = 64
 MAX_BYTES = 256 * 1024
 NOT_APPS = {"__init__", "job_queue"}
+STORE = "jobs.sqlite3"  # job_progress keeps its jobs here: a store, not a stray
 
 
 def snippet_apps():
@@ -87,6 +88,8 @@ ACCESS = re.compile(
     r"request\.(args|form|values|headers|cookies|files)"
     rf"(?:\.get(?:list)?\(\s*{NAME}|\[\s*{NAME}\s*\])"
 )
+HELPER = re.compile(r"^def (\w+)\(name\b.*?\n((?:[ \t]+.*\n|\n)+)", re.M)
+VARIABLE_ACCESS = re.compile(r"request\.(args|form|values|headers)\.get\(\s*name\b")
 JSON_KEY = re.compile(rf"(?:payload|data|body|message)(?:\.get\(\s*{NAME}|\[{NAME}\])")
 
 
@@ -100,6 +103,12 @@ def harvest(module):
         )
         names[where].add(a or b)
     names["json"] |= {a or b for a, b in JSON_KEY.findall(source)}
+    # A helper that reads a name it is given (read_int(name, ...)): the
+    # literals its calls pass are parameter names of the same kind.
+    for helper, body in HELPER.findall(source):
+        for where in VARIABLE_ACCESS.findall(body):
+            where = "args" if where == "values" else where
+            names[where] |= set(re.findall(rf"\b{helper}\(\s*{NAME}", source))
     names["form"] |= names["args"]  # a form field is often read as request.form
     return {k: sorted(v) for k, v in names.items()}
 
@@ -280,9 +289,13 @@ def folders_written():
         for key, value in app.config.items():
             if isinstance(value, str) and key.endswith(("_DIR", "_FOLDER")):
                 folders.add(Path(value))
-        for attr in ("REPORTS_DIR", "UPLOAD_DIR", "DATA_DIR"):
+            if isinstance(value, str) and key.endswith(("_DB", "DATABASE")):
+                folders.add(Path(value).parent)  # a store's folder: no strays
+        for attr in ("DATABASE", "REPORTS_DIR", "UPLOAD_DIR", "DATA_DIR"):
             if isinstance(getattr(module, attr, None), (str, Path)):
-                folders.add(Path(getattr(module, attr)))
+                path = Path(getattr(module, attr))
+                folders.add(path.parent if path.suffix else path)
+        folders.add(Path(app.instance_path))
     return sorted(folders)
 
 
@@ -300,7 +313,12 @@ def virtual_clock(tmp_path_factory):
     the temp dir is this tier's own, so other runs' files do not count."""
     clock = VirtualTime()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("tmp")))
+        private = tmp_path_factory.mktemp("tmp")
+        mp.setattr(tempfile, "tempdir", str(private))
+        if "job_progress" in MODULES:  # its SQLite store, in the same folder
+            mp.setitem(
+                MODULES["job_progress"].app.config, "JOBS_DB", str(private / STORE)
+            )
         for module in MODULES.values():
             if getattr(module, "time", None) is time:
                 mp.setattr(module, "time", clock)
@@ -380,7 +398,11 @@ def test_route_answers_bad_input_below_500(name, rule, files_before):
 
 def test_no_file_left_behind(files_before):
     """Run after the routes: every file in a snippet's folders was there before."""
-    left = snapshot() - files_before
+    left = {
+        (folder, name)
+        for folder, name in snapshot() - files_before
+        if not name.startswith(STORE)  # the job store (and its -wal, -shm)
+    }
     print(
         f"\nadversarial tier: {STATS['requests']} requests, {len(ROUTES)} routes "
         f"of {len(APPS)} snippets, {len(STATS['failures'])} failures found, "

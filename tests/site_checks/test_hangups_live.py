@@ -43,6 +43,10 @@ COUNTS: dict[str, dict] = {}
 # the matrix branch; this tier leaves the fast stream out on waitress until
 # that page's test lands, rather than wait for it to drain.
 NOT_CLOSED = {("waitress", FAST): "docs/deploy/servers.rst"}
+# waitress reads the whole upload before it calls the app (docs/files/uploads,
+# test_waitress_calls_the_app_only_after_the_whole_body): a cut upload never
+# opens a body there.
+UPLOAD_NEVER_REACHES_APP = {"waitress"}
 
 
 def hang_up(sock, how):
@@ -71,7 +75,7 @@ def settled(url):
 
 
 def stream_and_leave(url, path, how):
-    sock = open_request(url, path, timeout=10)
+    sock = open_request(url, path, timeout=30)
     data = read_until(sock, b"\r\n\r\n")
     while len(data) < 2048 and b"\n" not in data.partition(b"\r\n\r\n")[2][:64]:
         data += sock.recv(4096)
@@ -84,7 +88,7 @@ def upload_and_leave(url, name, how):
         f"/up/uploads/{name}",
         method="PUT",
         headers=[f"Content-Length: {UPLOAD_SIZE}"],
-        timeout=10,
+        timeout=30,
     )
     sock.sendall(b"x" * SENT)
     hang_up(sock, how)
@@ -133,19 +137,20 @@ def test_clients_that_hang_up_leave_nothing_behind(kind, tmp_path):
         before = settled(url)
         assert before["closed"] == before["opened"], before
 
-        hangups = 0
+        hangups = reached = 0
         for how in ("fin", "rst"):
             for i in range(ROUNDS):
                 for path in streams:
                     stream_and_leave(url, path, how)
                 upload_and_leave(url, f"cut-{how}-{i}.bin", how)
                 hangups += len(streams) + 1
+                reached += len(streams) + (kind not in UPLOAD_NEVER_REACHES_APP)
         after = settled(url)
 
         opened = after["opened"] - before["opened"]
         closed = after["closed"] - before["closed"]
         COUNTS[kind] = {"hangups": hangups, "opened": opened, "closed": closed}
-        assert opened == hangups, after
+        assert opened == reached, after
         assert closed == opened, after
         assert after["threads"] <= before["threads"] + THREADS_MARGIN, (before, after)
         assert after["fds"] <= before["fds"] + FDS_MARGIN, (before, after)
