@@ -279,7 +279,7 @@ class VirtualTime:
         return getattr(time, name)
 
 
-STATS = {"requests": 0, "failures": [], "on_purpose": 0}
+STATS = {"requests": 0, "failures": [], "on_purpose": 0, "stored": 0}
 
 
 def folders_written():
@@ -315,6 +315,9 @@ def virtual_clock(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         private = tmp_path_factory.mktemp("tmp")
         mp.setattr(tempfile, "tempdir", str(private))
+        (private / "up").mkdir()
+        if "uploads" in MODULES:  # a private folder: stored uploads are counted
+            mp.setitem(MODULES["uploads"].app.config, "UPLOAD_DIR", str(private / "up"))
         if "job_progress" in MODULES:  # its SQLite store, in the same folder
             mp.setitem(
                 MODULES["job_progress"].app.config, "JOBS_DB", str(private / STORE)
@@ -383,6 +386,10 @@ def test_route_answers_bad_input_below_500(name, rule, files_before):
                 return
             STATS["failures"].append((name, rule.rule, request, repr(exc)))
             raise
+        if status == 201 and name == "uploads":  # a whole upload, stored: the
+            for stored in Path(app.config["UPLOAD_DIR"]).glob("[!.]*"):  # output
+                stored.unlink()  # (a half one would be a ".upload-*.part")
+                STATS["stored"] += 1
         if status >= 500 and not on_purpose:
             STATS["failures"].append((name, rule.rule, request, status))
         if on_purpose and status >= 500:
@@ -406,6 +413,6 @@ def test_no_file_left_behind(files_before):
     print(
         f"\nadversarial tier: {STATS['requests']} requests, {len(ROUTES)} routes "
         f"of {len(APPS)} snippets, {len(STATS['failures'])} failures found, "
-        f"{STATS['on_purpose']} on-purpose failures"
+        f"{STATS['on_purpose']} on-purpose failures, {STATS['stored']} whole uploads"
     )
     assert not left, sorted(left)

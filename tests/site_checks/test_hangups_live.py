@@ -36,13 +36,11 @@ THREADS_MARGIN = 2
 FDS_MARGIN = 4
 RSS_MARGIN = 40 * 1024 * 1024
 COUNTS: dict[str, dict] = {}
-# Where a server does not close the body of a stream whose client left. The
-# fast stream on waitress 3.0.2: app threads that keep writing into its
-# output buffer after a hang-up held all four threads here, and a new client
-# got no answer within 10 s (issue 10). The servers page documents it with
-# the matrix branch; this tier leaves the fast stream out on waitress until
-# that page's test lands, rather than wait for it to drain.
-NOT_CLOSED = {("waitress", FAST): "docs/deploy/servers.rst"}
+# (server, path) -> page, where a server does not close the body of a stream
+# whose client left. Empty: one client at a time, waitress 3.0.2 closes the
+# fast stream too. Issue 10's waitress case is 200 clients at once (app
+# threads stuck writing): the matrix branch measures it on deploy/servers.
+NOT_CLOSED: dict[tuple[str, str], str] = {}
 # waitress reads the whole upload before it calls the app (docs/files/uploads,
 # test_waitress_calls_the_app_only_after_the_whole_body): a cut upload never
 # opens a body there.
