@@ -2,9 +2,14 @@
 
 ``python -m tests.deploy_matrix`` starts every server on 127.0.0.1, measures
 it with ``snippets/server_probe.py`` and writes ``docs/deploy/_data/servers.json``
-(every value) and ``servers.csv`` (the table on deploy/servers).
+(every value), ``servers.csv`` (every cell, one row per server) and one
+transposed table per family of servers, ``servers-<family>.csv``, which
+deploy/servers shows in tabs (narrow enough for a phone).
 ``tests/deploy/test_servers_live.py`` measures again and asserts that every
-cell still equals the committed file, so the table cannot drift.
+cell still equals the committed file, so the tables cannot drift.
+
+The measurements run in parallel, each on its own server (a server that never
+closes an abandoned generator is spoilt for the next measurement).
 
 The same raw HTTP client serves ``tests/deploy/test_proxies_live.py``.
 """
@@ -15,21 +20,31 @@ import contextlib
 import csv
 import io
 import json
+import os
 import selectors
 import socket
-import threading
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 from snippets.server_probe import app as probe_app
-from tests.servers import gunicorn, waitress, werkzeug_server
+from tests.servers import (
+    gunicorn,
+    hypercorn,
+    uvicorn,
+    uwsgi_http,
+    waitress,
+    werkzeug_server,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "docs" / "deploy" / "_data"
-TARGET = "snippets.server_probe:app"
+MODULE = "snippets.server_probe"
+TARGET = f"{MODULE}:app"
 
 HEARTBEAT_MS = 200  # how often the probe writes while we wait for a disconnect
 TIMEOUT_S = 2  # gunicorn --timeout / waitress --channel-timeout for the long stream
@@ -37,6 +52,13 @@ LONG_CHUNKS, LONG_INTERVAL_MS = 2, 4000  # 4 s of silence, longer than TIMEOUT_S
 TRIED = 12  # slow streams opened at once
 THREADS = 4  # --threads for gunicorn gthread and waitress
 WINDOW_S = 1.5  # a stream that has sent nothing by then is waiting for a worker
+NOTICE_WINDOW_S = 2  # a generator not ended by then was not told the client left
+SHORT_CHUNKS = 6  # the finite stream a client leaves: 1.2 s of heartbeats
+FAST_LINES = 10_000_000  # the fast stream clients leave: 640 MB, no pauses
+FAST_CLIENTS = 3  # fast streams left at once (one alone hides waitress's race)
+FAST_WINDOW_S = 3
+PARALLEL = 5  # measurements at once; they mostly wait (startups are CPU-bound)
+STOP_AFTER_S = 2  # SIGKILL a server still running this long after SIGTERM
 
 
 # -- a bare HTTP/1.1 client that shows the framing and when each byte came ----
@@ -153,44 +175,132 @@ def _waitress(*args):
     return launch
 
 
-# key: (what the table calls it, how it is started, the timeout option, launcher)
+def _uwsgi(listen, *args):
+    @contextlib.contextmanager
+    def launch(*extra):
+        # uWSGI's default: one process, one thread. With --threads 4,
+        # --harakiri cut a stream in one run of three here: not measurable.
+        argv = (*args, *extra, "--module", TARGET)
+        with uwsgi_http(*argv, listen=listen, stop_after=STOP_AFTER_S) as (url, _proc):
+            yield url
+
+    return launch
+
+
+def _uvicorn(attribute):
+    @contextlib.contextmanager
+    def launch(*extra):
+        with uvicorn(f"{MODULE}:{attribute}", *extra, stop_after=STOP_AFTER_S) as (
+            url,
+            _proc,
+        ):
+            yield url
+
+    return launch
+
+
+def _hypercorn():
+    @contextlib.contextmanager
+    def launch(*extra):
+        # --workers 0: one process, which SIGKILL stops with its stuck threads.
+        with hypercorn(TARGET, "--workers", "0", *extra, stop_after=STOP_AFTER_S) as (
+            url,
+            _proc,
+        ):
+            yield url
+
+    return launch
+
+
+def server(
+    label,
+    short,
+    family,
+    command,
+    timeout_args,
+    launch,
+    cpu_bound_threads=False,
+    fast_race=False,
+):
+    return {
+        "label": label,
+        "short": short,  # the column heading in its family's table
+        "family": family,
+        "command": command,
+        "timeout_args": timeout_args,
+        "launch": launch,
+        # asyncio's default executor has min(32, CPUs + 4) threads.
+        "cpu_bound_threads": cpu_bound_threads,
+        # waitress's I/O thread must win a lock its app thread holds while it
+        # writes: whether a fast stream is closed in time is a race.
+        "fast_race": fast_race,
+    }
+
+
+UWSGI = f"uwsgi --master --module {TARGET}"
+HARAKIRI = ("--harakiri", str(TIMEOUT_S))
 SERVERS = {
-    "werkzeug-threaded": (
-        "Werkzeug dev server, threaded",
-        "flask run",
-        (),
+    "werkzeug-threaded": server(
+        "Werkzeug dev server, threaded", "threaded", "werkzeug", "flask run", (),
         _werkzeug(threaded=True),
     ),
-    "werkzeug-single": (
-        "Werkzeug dev server, one thread",
-        "flask run --without-threads",
-        (),
-        _werkzeug(threaded=False),
+    "werkzeug-single": server(
+        "Werkzeug dev server, one thread", "one thread", "werkzeug",
+        "flask run --without-threads", (), _werkzeug(threaded=False),
     ),
-    "gunicorn-sync": (
-        "gunicorn sync",
-        "gunicorn -w 1",
-        ("--timeout", str(TIMEOUT_S)),
-        _gunicorn("sync"),
+    "gunicorn-sync": server(
+        "gunicorn sync", "sync", "gunicorn", "gunicorn -w 1",
+        ("--timeout", str(TIMEOUT_S)), _gunicorn("sync"),
     ),
-    "gunicorn-gthread": (
-        "gunicorn gthread",
+    "gunicorn-gthread": server(
+        "gunicorn gthread", "gthread", "gunicorn",
         f"gunicorn -w 1 -k gthread --threads {THREADS}",
-        ("--timeout", str(TIMEOUT_S)),
-        _gunicorn("gthread", "--threads", str(THREADS)),
+        ("--timeout", str(TIMEOUT_S)), _gunicorn("gthread", "--threads", str(THREADS)),
     ),
-    "gunicorn-gevent": (
-        "gunicorn gevent",
-        "gunicorn -w 1 -k gevent",
-        ("--timeout", str(TIMEOUT_S)),
-        _gunicorn("gevent"),
+    "gunicorn-gevent": server(
+        "gunicorn gevent", "gevent", "gunicorn", "gunicorn -w 1 -k gevent",
+        ("--timeout", str(TIMEOUT_S)), _gunicorn("gevent"),
     ),
-    "waitress": (
-        "waitress",
-        f"waitress-serve --threads={THREADS}",
-        (f"--channel-timeout={TIMEOUT_S}",),
-        _waitress(f"--threads={THREADS}"),
+    "waitress": server(
+        "waitress", "waitress", "waitress", f"waitress-serve --threads={THREADS}",
+        (f"--channel-timeout={TIMEOUT_S}",), _waitress(f"--threads={THREADS}"),
+        fast_race=True,
     ),
+    "uwsgi-http": server(
+        "uWSGI --http", "--http", "uwsgi", f"{UWSGI} --http :8000", HARAKIRI,
+        _uwsgi("--http"),
+    ),
+    "uwsgi-http-keepalive": server(
+        "uWSGI --http, keep-alive, auto-chunked", "--http, keep-alive", "uwsgi",
+        f"{UWSGI} --http :8000 --http-keepalive --http-auto-chunked", HARAKIRI,
+        _uwsgi("--http", "--http-keepalive", "--http-auto-chunked"),
+    ),
+    "uwsgi-http-socket": server(
+        "uWSGI --http-socket", "--http-socket", "uwsgi",
+        f"{UWSGI} --http-socket :8000", HARAKIRI,
+        _uwsgi("--http-socket"),
+    ),
+    "uvicorn-a2wsgi": server(
+        "uvicorn + a2wsgi", "a2wsgi", "asgi", f"uvicorn {MODULE}:a2wsgi_app",
+        ("--timeout-keep-alive", str(TIMEOUT_S)), _uvicorn("a2wsgi_app"),
+    ),
+    "uvicorn-asgiref": server(
+        "uvicorn + asgiref WsgiToAsgi", "asgiref", "asgi",
+        f"uvicorn {MODULE}:asgiref_app",
+        ("--timeout-keep-alive", str(TIMEOUT_S)), _uvicorn("asgiref_app"),
+    ),
+    "hypercorn": server(
+        "hypercorn (WSGI)", "hypercorn", "asgi", f"hypercorn {TARGET}",
+        ("--keep-alive", str(TIMEOUT_S)), _hypercorn(), cpu_bound_threads=True,
+    ),
+}  # fmt: skip
+
+FAMILIES = {
+    "werkzeug": "Werkzeug",
+    "gunicorn": "gunicorn",
+    "waitress": "waitress",
+    "uwsgi": "uWSGI",
+    "asgi": "uvicorn and hypercorn",
 }
 
 
@@ -219,25 +329,90 @@ def measure_streaming(url):
     }
 
 
-def measure_disconnect(url):
-    """Read one chunk, hang up, and ask the probe when its generator ended."""
-    probe = uuid.uuid4().hex  # the in-process probe remembers earlier runs
-    path = f"/stream?chunks=100000&interval_ms={HEARTBEAT_MS}&id={probe}"
+def leave_after_one_line(url, path):
+    """Start a stream, read one line, hang up; return when we hung up."""
     with RawStream(url, path) as stream:
         next(stream.lines())
-    closed_at = time.time()
-    deadline = time.monotonic() + 15
+    return time.time()
+
+
+def wait_for_ending(url, probe, window):
+    """The probe's record of how the generator ended, or None after window s."""
+    deadline = time.monotonic() + window
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):  # 404 until the generator ends
-            ending = get_json(f"{url}/ended?id={probe}")
-            latency_ms = (ending["at"] - closed_at) * 1000
-            return {
-                "disconnect_heartbeats": round(latency_ms / HEARTBEAT_MS),
-                "disconnect_how": ending["how"],
-                "raw_disconnect_ms": round(latency_ms),
-            }
+            return get_json(f"{url}/ended?id={probe}", timeout=window)
         time.sleep(0.05)
-    raise AssertionError("the generator never ended after the client left")
+    return None
+
+
+def measure_disconnect(url):
+    """Read one line of an endless stream, hang up: when did the generator end?"""
+    probe = uuid.uuid4().hex  # the in-process probe remembers earlier runs
+    path = f"/stream?chunks=100000&interval_ms={HEARTBEAT_MS}&id={probe}"
+    closed_at = leave_after_one_line(url, path)
+    ending = wait_for_ending(url, probe, NOTICE_WINDOW_S)
+    if ending is None:
+        return {"disconnect_heartbeats": None, "disconnect_how": None}
+    latency_ms = (ending["at"] - closed_at) * 1000
+    return {
+        "disconnect_heartbeats": round(latency_ms / HEARTBEAT_MS),
+        "disconnect_how": ending["how"],
+        "raw_disconnect_ms": round(latency_ms),
+    }
+
+
+def measure_closed(url):
+    """Leave a 10-line stream after one line: is the generator closed (or does
+    it run to its end), and is the response's close() called at all?"""
+    probe = uuid.uuid4().hex
+    path = f"/stream?chunks={SHORT_CHUNKS}&interval_ms={HEARTBEAT_MS}&id={probe}"
+    leave_after_one_line(url, path)
+    window = SHORT_CHUNKS * HEARTBEAT_MS / 1000 + NOTICE_WINDOW_S
+    ending = wait_for_ending(url, probe, window)
+    assert ending is not None, "a finite stream never ended"
+    # call_on_close runs just after the generator's finally: give it a moment.
+    deadline = time.monotonic() + 0.5
+    while not ending["response_closed"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        ending = get_json(f"{url}/ended?id={probe}")
+    return {
+        "closed_how": ending["how"],
+        "response_closed": ending["response_closed"],
+        "raw_closed_sent": ending["sent"],
+    }
+
+
+def measure_fast(url):
+    """FAST_CLIENTS clients, one after the other, start a stream that never
+    pauses (like /items.ndjson), read one line and hang up."""
+    probes = [uuid.uuid4().hex for _ in range(FAST_CLIENTS)]
+    served = 0
+    for probe in probes:
+        path = f"/fast?lines={FAST_LINES}&id={probe}"
+        try:
+            with RawStream(url, path, timeout=2) as stream:
+                next(stream.lines())
+        except OSError:  # a single-threaded server: the next client waits
+            break
+        served += 1
+    # One look after the window, no polling: requests to a quiet server are
+    # what wakes waitress's I/O thread, and a busy one would hide the race.
+    time.sleep(FAST_WINDOW_S)
+    endings = [wait_for_ending(url, probe, 1) for probe in probes[:served]]
+    endings = [ending for ending in endings if ending is not None]
+    closed = sum(ending["how"] == "GeneratorExit" for ending in endings)
+    if len(endings) < FAST_CLIENTS:
+        fast = "still running"
+    else:
+        fast = "closed" if closed == FAST_CLIENTS else "ran to its end"
+    return {
+        "fast": fast,
+        "raw_fast_served": served,
+        "raw_fast_closed": closed,
+        "raw_fast_ended": len(endings),
+        "raw_fast_sent": [ending["sent"] for ending in endings],
+    }
 
 
 def measure_keepalive(url):
@@ -287,72 +462,131 @@ def measure_long_stream(url):
     with RawStream(url, path) as stream:
         lines = list(stream.lines())
         complete = stream.complete and len(lines) == LONG_CHUNKS
+        framing_says_complete = stream.complete
     return {
         "long_stream": "complete" if complete else "cut off",
+        # A cut-off body whose framing still looks whole: the client cannot tell.
+        "long_stream_looks_complete": framing_says_complete,
         "raw_long_stream_lines": len(lines),
         "raw_long_stream_s": round(time.monotonic() - started, 1),
     }
 
 
-def measure(key):
-    """Every value for one server: two launches, the second with the timeout."""
-    label, command, timeout_args, launch = SERVERS[key]
-    result = {"key": key, "server": label, "command": command}
-    long_result = {}
-
-    def long_stream():
-        with launch(*timeout_args) as url:
-            long_result.update(measure_long_stream(url))
-
-    # The long stream runs alongside the other measurements, on its own server.
-    thread = threading.Thread(target=long_stream)
-    thread.start()
-    try:
-        with launch() as url:
-            result.update(measure_streaming(url))
-            result.update(measure_disconnect(url))
-            result.update(measure_keepalive(url))
-            result.update(measure_concurrency(url))  # last: it leaves a queue
-    finally:
-        thread.join(timeout=60)
-    if not long_result:
-        raise AssertionError(f"{key}: the long-stream measurement failed")
-    result.update(long_result)
-    result["timeout_option"] = " ".join(timeout_args) or "none"
+def _basic(url):
+    result = measure_streaming(url)
+    result.update(measure_keepalive(url))
+    result.update(measure_closed(url))
+    result.update(measure_concurrency(url))  # last: it leaves a queue
     return result
 
 
-# -- the table -------------------------------------------------------------------
+def _long_then_disconnect(url):
+    result = measure_long_stream(url)
+    # gunicorn sync and uWSGI killed their worker: wait for the new one.
+    get_json(f"{url}/stats", timeout=30)
+    result.update(measure_disconnect(url))  # last: a bridge never ends it
+    return result
 
-COLUMNS = [
-    "Server",
-    "Started as",
+
+# Each part on a server of its own, started with the timeout option for
+# "long". Fast streams last: on the bridges they keep a core busy after the
+# client left.
+PARTS = {
+    "long": _long_then_disconnect,
+    "basic": _basic,
+    "fast": measure_fast,
+}
+
+
+def measure_part(key, part):
+    """One part of one server's row, on a server of its own."""
+    entry = SERVERS[key]
+    extra = entry["timeout_args"] if part == "long" else ()
+    try:
+        with entry["launch"](*extra) as url:
+            # The port opens before the app is ready (gunicorn's and uWSGI's
+            # workers boot after it): one request that may wait for them.
+            get_json(f"{url}/stats", timeout=30)
+            return PARTS[part](url)
+    except Exception as exc:
+        raise AssertionError(f"{key}, {part}: {exc!r}") from exc
+
+
+def measure_all(keys=None, parallel=PARALLEL):
+    """Every value for every server (or those in keys), measured in parallel."""
+    keys = list(keys or SERVERS)
+    jobs = [(key, part) for part in PARTS for key in keys]
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = {job: pool.submit(measure_part, *job) for job in jobs}
+    rows = []
+    for key in keys:
+        entry = SERVERS[key]
+        row = {
+            "key": key,
+            "server": entry["label"],
+            "family": entry["family"],
+            "command": entry["command"],
+        }
+        for part in PARTS:
+            row.update(futures[key, part].result())  # re-raises a failed one
+        row["timeout_option"] = " ".join(entry["timeout_args"]) or "none"
+        row["cpus"] = os.cpu_count()
+        row["fast_race"] = entry["fast_race"]
+        rows.append(row)
+    return rows
+
+
+# -- the tables ------------------------------------------------------------------
+
+QUESTIONS = [
     "Streams",
     "Chunked",
     "Client gone noticed",
+    "Generator closed after the client left",
+    "Fast stream, client gone",
     f"{LONG_INTERVAL_MS / 1000:g} s silent stream, {TIMEOUT_S} s timeout",
     "Slow streams at once",
     "Keep-alive after a stream",
 ]
+COLUMNS = ["Server", "Started as", *QUESTIONS]
 
 
 def cells(row):
-    """One table row, every cell computed from measured values only."""
+    """One row's answers, every one computed from measured values only."""
     if row["concurrent"] == row["tried"]:
         concurrent = f"all {row['tried']} tried"
     else:
         concurrent = f"{row['concurrent']} of {row['tried']}"
     beats = row["disconnect_heartbeats"]
-    if row["timeout_option"] == "none":
-        long_stream = f"{row['long_stream']} (no such timeout)"
+    if beats is None:
+        noticed = f"never (not in {NOTICE_WINDOW_S} s)"
     else:
-        long_stream = f"{row['long_stream']} (``{row['timeout_option']}``)"
+        noticed = f"after {beats * HEARTBEAT_MS} ms"
+    if row["closed_how"] == "GeneratorExit":
+        closed = "yes"
+    elif row["response_closed"]:
+        closed = "no: it runs to its end"
+    else:
+        closed = "no: it runs to its end, and close() is never called"
+    fast = {
+        "closed": "closed",
+        "ran to its end": f"ran to its end ({FAST_LINES:,} lines)",
+        "still running": f"still running after {FAST_WINDOW_S} s",
+    }[row["fast"]]
+    if row["fast_race"]:
+        fast = "a race: closed, or still running"
+    if row["long_stream"] == "complete":
+        long_stream = "complete"
+    elif row["long_stream_looks_complete"]:
+        long_stream = "cut off, and the body looks complete"
+    else:
+        long_stream = "cut off (the client can tell)"
     return [
-        row["server"],
-        f"``{row['command']}``",
         "yes" if row["streams"] else "no: buffered",
-        "yes" if row["chunked"] else f"no ({row['http']}, ends at close)",
-        f"after {beats} heartbeat{'s' * (beats != 1)} ({beats * HEARTBEAT_MS} ms)",
+        "yes" if row["chunked"] else "no: ends at close",
+        noticed,
+        closed,
+        fast,
         long_stream,
         concurrent,
         "yes" if row["keepalive"] else "no",
@@ -360,24 +594,46 @@ def cells(row):
 
 
 def to_csv(rows):
+    """Every cell, one row per server (the committed record)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow(cells(row))
+        writer.writerow([row["server"], f"``{row['command']}``", *cells(row)])
     return out.getvalue()
 
 
-def main():
-    rows = []
-    for key in SERVERS:
-        print(f"measuring {key}...", flush=True)
-        rows.append(measure(key))
-        print(json.dumps(rows[-1]), flush=True)
+def family_csv(rows, family):
+    """One family's servers as columns, the questions as rows: narrow tables."""
+    rows = [row for row in rows if row["family"] == family]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["", *(SERVERS[row["key"]]["short"] for row in rows)])
+    answers = [cells(row) for row in rows]
+    for n, question in enumerate(QUESTIONS):
+        writer.writerow([question, *(a[n] for a in answers)])
+    return out.getvalue()
+
+
+def write(rows):
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "servers.json").write_text(json.dumps(rows, indent=2) + "\n")
     (DATA / "servers.csv").write_text(to_csv(rows))
-    print(f"wrote {DATA / 'servers.json'} and {DATA / 'servers.csv'}")
+    for family in FAMILIES:
+        (DATA / f"servers-{family}.csv").write_text(family_csv(rows, family))
+
+
+def main(argv=None):
+    """``--render``: rewrite the tables from the committed JSON, no measuring."""
+    if "--render" in (argv or sys.argv[1:]):
+        write(json.loads((DATA / "servers.json").read_text()))
+        return
+    started = time.monotonic()
+    rows = measure_all()
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    write(rows)
+    print(f"measured in {time.monotonic() - started:.0f} s; wrote {DATA}/servers*")
 
 
 if __name__ == "__main__":

@@ -446,3 +446,74 @@ def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+# -- uWSGI, uvicorn and hypercorn (the server matrix: deploy/servers) ----------
+# General launchers (uwsgi_http, uvicorn, hypercorn): argv in, URL out. Each
+# yields (base URL, process), so a
+# test can read the server's log with read_log(). Every one runs from the
+# project's own venv: pyuwsgi's wheel provides the ``uwsgi`` binary (no build
+# step); Debian's uwsgi needs its python3 plugin and is not used here.
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@contextlib.contextmanager
+def quick_stop(argv: list[str], port: int, stop_after: float):
+    """process_server, but SIGKILL after ``stop_after`` s of SIGTERM: a bridge
+    whose threads are stuck in abandoned generators never exits by itself."""
+    with process_server(argv, port) as proc:
+        try:
+            yield proc
+        finally:
+            stop(proc, timeout=stop_after)
+
+
+@contextlib.contextmanager
+def uwsgi_http(
+    *args: str, listen: str = "--http-socket", stop_after: float = 15
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uWSGI (pyuwsgi) with ``listen`` (``--http``, ``--http-socket`` or
+    ``--http11-socket``) on a free port, then ``args`` (e.g. ``--module``,
+    ``snippets.name:app``). ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM
+    without it; ``--master`` so harakiri and a clean shutdown work. Every
+    launcher here SIGKILLs a server still running ``stop_after`` s after
+    SIGTERM."""
+    port = free_port()
+    argv = [
+        str(VENV_BIN / "uwsgi"), listen, f"127.0.0.1:{port}", "--master",
+        "--die-on-term", "--no-orphans", "--need-app", "--pythonpath", str(ROOT), *args,
+    ]  # fmt: skip
+    with quick_stop(argv, port, stop_after) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def uvicorn(
+    target: str, *args: str, stop_after: float = 15
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """uvicorn serving the ASGI app ``target`` ("snippets.name:asgi_app")."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
+        str(port), *args, target,
+    ]  # fmt: skip
+    with quick_stop(argv, port, stop_after) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextlib.contextmanager
+def hypercorn(
+    target: str, *args: str, stop_after: float = 15
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """hypercorn serving ``target``: an ASGI app, or a WSGI app (hypercorn
+    tells them apart by their call signature). Pass ``--workers 0`` to serve
+    from this one process: with workers, a SIGKILL (after ``stop_after``)
+    leaves them running as orphans."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+        *args, target,
+    ]  # fmt: skip
+    with quick_stop(argv, port, stop_after) as proc:
+        yield f"http://127.0.0.1:{port}", proc

@@ -12,7 +12,9 @@ At ``builder-inited`` the extension writes, only where the text changed:
 
 * ``docs/proof/<part>/<module>.rst``: one page per test module, each test
   with its own anchor, its docstring, its code and the pages that cite it;
-* ``docs/code/<path>.rst``: every snippet, template and test module, whole.
+* ``docs/code/<path>.rst``: every snippet and template, whole, and the test
+  files a page includes or names as the place of its launchers and fixtures
+  (a test module's own proof page shows its tests one by one).
 
 Both folders are generated (git ignores them); Sybil, the integrity test and
 sphinx-lint skip them. With ``proofs_repo_url`` set (conf.py reads
@@ -206,12 +208,12 @@ def proof_docname(rel: str) -> str:
     return rel.removeprefix("tests/").removesuffix(".py")
 
 
-def proof_page(app, rel: str, tests: dict[str, Test]) -> str:
+def proof_page(app, rel: str, tests: dict[str, Test], whole: bool) -> str:
     lines = [":orphan:\n", heading(rel, "="), repo_link(app, rel)]
-    lines.append(
-        f"Every test in this module, with the pages that cite it. The whole "
-        f"file: :doc:`/code/{rel.removesuffix('.py')}`.\n\n"
-    )
+    lines.append("Every test in this module, with the pages that cite it.")
+    if whole:
+        lines.append(f" The whole file: :doc:`/code/{rel.removesuffix('.py')}`.")
+    lines.append("\n\n")
     if not tests:
         lines.append("This module has no tests of its own.\n")
     for test in tests.values():
@@ -261,6 +263,17 @@ def citations(srcdir: Path):
             yield docname, match[1]
 
 
+SHARED_TEST_FILES = ("tests/servers.py", "tests/conftest.py", "tests/tiers.py")
+INCLUDE = re.compile(r"^\s*\.\. literalinclude:: /\.\./(tests/\S+)\s*$", re.M)
+
+
+def included_tests(srcdir: Path):
+    """The test files that hand-written pages show with literalinclude."""
+    for path in srcdir.rglob("*.rst"):
+        if path.relative_to(srcdir).parts[0] not in GENERATED:
+            yield from INCLUDE.findall(path.read_text())
+
+
 def generate(app) -> None:
     srcdir = Path(app.srcdir)
     root = srcdir.parent
@@ -270,10 +283,11 @@ def generate(app) -> None:
         test, _, _ = resolve(target, docname, modules)
         if test is not None:
             test.cited_by.add(docname)
+    shown = set(SHARED_TEST_FILES) | set(included_tests(srcdir))
     wanted = set()
     for rel, tests in modules.items():
         out = srcdir / "proof" / (proof_docname(rel) + ".rst")
-        write_if_changed(out, proof_page(app, rel, tests))
+        write_if_changed(out, proof_page(app, rel, tests, rel in shown))
         wanted.add(out)
     out = srcdir / "proof" / "index.rst"
     write_if_changed(out, index_page(modules))
@@ -283,7 +297,7 @@ def generate(app) -> None:
         for p in sorted((root / "snippets").rglob("*"))
         if p.is_file() and p.suffix in SNIPPET_SUFFIXES and "__pycache__" not in p.parts
     ]
-    files += sorted((root / "tests").rglob("*.py"))
+    files += [root / rel for rel in sorted(shown) if (root / rel).exists()]
     for path in files:
         rel = path.relative_to(root).as_posix()
         if path.name == "__init__.py":

@@ -5,12 +5,15 @@ furo marks each toctree caption ``role="heading"`` with no level; axe-core
 reports that as a critical violation (aria-required-attr, 6 nodes on every
 page before this). Each caption becomes a level-2 heading. A code block
 wider than its box scrolls; axe-core asks that a keyboard can reach it
-(scrollable-region-focusable), so every ``<pre>`` takes focus. (Meta
+(scrollable-region-focusable), so every ``<pre>`` and every table's
+scrolling box takes focus. (Meta
 descriptions come from sphinxext-opengraph, which also writes
 ``<meta name="description">`` from the page's first paragraph.)
 """
 
 from __future__ import annotations
+
+TABLE_BOX = '<div tabindex="0" class="table-wrapper'
 
 
 def page_context(app, pagename, templatename, context, doctree) -> None:
@@ -21,7 +24,11 @@ def page_context(app, pagename, templatename, context, doctree) -> None:
                 'class="caption" role="heading" aria-level="2">',
             )
     if isinstance(context.get("body"), str):
-        context["body"] = context["body"].replace("<pre>", '<pre tabindex="0">')
+        context["body"] = (
+            context["body"]
+            .replace("<pre>", '<pre tabindex="0">')
+            .replace('<div class="table-wrapper', TABLE_BOX)
+        )
 
 
 def setup(app):

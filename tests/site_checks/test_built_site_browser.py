@@ -78,14 +78,17 @@ def tab(browser):
     context.close()
 
 
-OVERFLOW = """() => {
+# At 1,366 px every table fits its column. On a phone a wide table may scroll
+# inside its own box (furo's table-wrapper, overflow-x: auto), never the page.
+OVERFLOW = """(phone) => {
   const root = document.documentElement;
   const problems = [];
   if (root.scrollWidth > root.clientWidth + 1)
     problems.push(`page is ${root.scrollWidth}px wide in ${root.clientWidth}px`);
   for (const table of document.querySelectorAll("article table")) {
     const box = table.parentElement;
-    if (table.scrollWidth > box.clientWidth + 1) {
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(box).overflowX);
+    if (table.scrollWidth > box.clientWidth + 1 && !(phone && scrolls)) {
       const head = (table.querySelector("th, td") || table).innerText.slice(0, 40);
       problems.push(`table "${head}": ${table.scrollWidth}px in ${box.clientWidth}px`);
     }
@@ -106,7 +109,7 @@ def test_no_page_scrolls_sideways_and_no_table_is_cut_off(site, tab, width):
     found = {}
     for rel in pages:
         tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
-        if problems := tab.evaluate(OVERFLOW):
+        if problems := tab.evaluate(OVERFLOW, width < 600):
             found[rel] = problems
     assert not found
 
@@ -214,7 +217,6 @@ def test_a_blank_continuation_line_survives_the_copy(site, tab):
 # -- accessibility ----------------------------------------------------------------
 
 
-@pytest.mark.timeout(600)
 def generated_samples():
     """The generated proof and code pages share two templates: axe checks the
     three largest of each (the longest names, the widest code)."""
@@ -225,6 +227,7 @@ def generated_samples():
     return proof[-3:] + code[-3:]
 
 
+@pytest.mark.timeout(900)
 def test_axe_finds_no_critical_or_serious_violation(site, tab):
     from axe_playwright_python.sync_playwright import Axe
 

@@ -1,0 +1,110 @@
+"""Flask under an ASGI server (uvicorn, hypercorn): a stream that still ends
+when its client leaves, although the bridges never tell the generator.
+
+    uvicorn snippets.asgi_bridge:asgi_app      # asgiref's WsgiToAsgi
+    uvicorn snippets.asgi_bridge:a2wsgi_app    # a2wsgi's WSGIMiddleware
+    hypercorn snippets.asgi_bridge:app         # hypercorn's own WSGI support
+"""
+
+import asyncio
+import contextvars
+import threading
+import time
+
+from a2wsgi import WSGIMiddleware
+from asgiref.sync import ThreadSensitiveContext
+from asgiref.wsgi import WsgiToAsgi
+from flask import Flask, Response, abort, request
+
+app = Flask(__name__)
+
+MAX_SECONDS = 60
+ENDED: dict[str, str] = {}  # stream id -> why it ended (for the tests)
+
+# Set by NoticeDisconnect below; None under a WSGI server, which tells the
+# generator itself (GeneratorExit on a failed write).
+client_gone: contextvars.ContextVar = contextvars.ContextVar("client_gone")
+
+
+# [ticks]
+@app.get("/ticks")
+def ticks():
+    try:
+        seconds = int(request.args.get("seconds", "30"))
+        interval = int(request.args.get("interval_ms", "200")) / 1000
+    except ValueError:
+        abort(400, "seconds and interval_ms must be whole numbers")
+    if not (1 <= seconds <= MAX_SECONDS and 0 <= interval <= 10):
+        abort(400, f"seconds: 1 to {MAX_SECONDS}; interval_ms: 0 to 10000")
+    stream_id = request.args.get("id", "ticks")[:32]
+    gone = client_gone.get(None) or threading.Event()  # never set: no bridge
+    deadline = time.monotonic() + seconds  # the bound on every server
+
+    def generate():
+        why = "GeneratorExit"
+        try:
+            n = 0
+            while not gone.is_set() and time.monotonic() < deadline:
+                n += 1
+                yield f"tick {n}\n"
+                gone.wait(interval)  # wakes at once when the client leaves
+            why = "client gone" if gone.is_set() else "deadline"
+        finally:
+            ENDED[stream_id] = why
+
+    return Response(generate(), mimetype="text/plain")
+
+
+# [ticks-end]
+
+
+@app.get("/ended/<stream_id>")
+def ended(stream_id):
+    if stream_id not in ENDED:
+        abort(404, "that stream has not ended (yet)")
+    return {"why": ENDED[stream_id]}
+
+
+# [notice]
+class NoticeDisconnect:
+    """ASGI middleware: a threading.Event, set when the server reports that
+    the client left, is put where the WSGI view finds it (both bridges copy
+    context variables into the thread that runs the app)."""
+
+    def __init__(self, asgi_app):
+        self.app = asgi_app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        gone, left = threading.Event(), asyncio.Event()
+        client_gone.set(gone)
+        body = []  # read the request first, then watch for the disconnect
+        while not body or body[-1].get("more_body"):
+            body.append(await receive())
+
+        async def watch():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            left.set()
+
+        async def replay():
+            if body:
+                return body.pop(0)
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            # WsgiToAsgi runs every request in one shared thread unless it
+            # runs inside a ThreadSensitiveContext: then one per request.
+            async with ThreadSensitiveContext():
+                await self.app(scope, replay, send)
+        finally:
+            watcher.cancel()
+
+
+asgi_app = NoticeDisconnect(WsgiToAsgi(app))
+a2wsgi_app = NoticeDisconnect(WSGIMiddleware(app))
+# [notice-end]
