@@ -11,6 +11,8 @@ import json
 import threading
 
 import psutil
+from a2wsgi import WSGIMiddleware
+from asgiref.wsgi import WsgiToAsgi
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from snippets import ndjson, sse, uploads
@@ -66,3 +68,7 @@ app = DispatcherMiddleware(
         "/up": counted(uploads.app),
     },
 )
+
+# The same app behind the two WSGI-to-ASGI bridges, for uvicorn.
+asgi_a2wsgi = WSGIMiddleware(app)
+asgi_asgiref = WsgiToAsgi(app)

@@ -58,6 +58,7 @@ EXAMPLES = int(os.environ.get("FSP_ADVERSARIAL_EXAMPLES", "12"))  # per route
 MAX_CHUNKS = 64
 MAX_BYTES = 256 * 1024
 NOT_APPS = {"__init__", "job_queue"}
+SHARED_TMP = Path(tempfile.gettempdir())
 # The SQLite stores the snippets keep (and their -wal, -shm): not strays.
 STORES = ("flask-jobs.sqlite3", "fsp-reports.sqlite3", "stock.sqlite3")
 
@@ -297,7 +298,9 @@ def folders_written():
                 path = Path(getattr(module, attr))
                 folders.add(path.parent if path.suffix else path)
         folders.add(Path(app.instance_path))
-    return sorted(folders)
+    # The machine's own temp dir is shared with every other process: the
+    # snippets' folders in it are moved to the tier's own (virtual_clock).
+    return sorted(folders - {SHARED_TMP})
 
 
 def snapshot():
