@@ -6,16 +6,25 @@ folder and put in front of the locked Werkzeug, Jinja and friends. Offline it
 skips with a reason; under ``FSP_STRICT=1`` (CI) it fails.
 
     result = run_with_flask("3.1.1", tmp_path, SCRIPT)  # what SCRIPT printed
+
+or, fetching each release once per test process, with the repository on the
+path and extra environment (the locked Flask runs without a fetch)::
+
+    result = run_on_flask("3.1.1", SCRIPT, {"DATABASE_URL": url})
 """
 
 import ast
+import atexit
+import importlib.metadata
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from tests.servers import STRICT
+from tests.servers import ROOT, STRICT
 
 
 def run_with_flask(release, folder, script):
@@ -35,4 +44,49 @@ def run_with_flask(release, folder, script):
         [sys.executable, "-c", script],
         env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
+    return ast.literal_eval(result.stdout.strip().splitlines()[-1])
+
+
+# --- extensions pages: one fetch per test process, the locked release too ----
+_FETCHED_FLASK: dict[str, Path] = {}
+
+
+def fetched_flask(release: str) -> Path:
+    """Fetch ``flask==release`` from the package index into a temporary folder,
+    once per test process (the folder goes at exit). Put it first on the
+    ``PYTHONPATH`` of a subprocess to run that Flask with the locked Werkzeug,
+    Jinja and extensions. Without the index: skip (fail under FSP_STRICT=1)."""
+    if release in _FETCHED_FLASK:
+        return _FETCHED_FLASK[release]
+    folder = tempfile.TemporaryDirectory(prefix=f"flask-{release}-")
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--only-binary", ":all:", "--target", folder.name, f"flask=={release}"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    if install.returncode != 0:
+        folder.cleanup()
+        reason = f"could not fetch flask=={release}: {install.stderr.strip()[-300:]}"
+        if STRICT:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    atexit.register(folder.cleanup)
+    _FETCHED_FLASK[release] = Path(folder.name)
+    return _FETCHED_FLASK[release]
+
+
+def run_on_flask(release: str, code: str, env: dict | None = None, timeout=120):
+    """Run ``code`` in a new interpreter on Flask ``release`` (the locked Flask
+    when ``release`` is the installed version, else :func:`fetched_flask`) and
+    return ``ast.literal_eval`` of the last line it prints."""
+    path = [str(ROOT)]
+    if release != importlib.metadata.version("flask"):
+        path.insert(0, str(fetched_flask(release)))
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=full_env,
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise AssertionError(f"Flask {release} run failed:\n{result.stderr[-3000:]}")
     return ast.literal_eval(result.stdout.strip().splitlines()[-1])

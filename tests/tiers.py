@@ -18,6 +18,7 @@ were missing, so the newcomer's path can be tried on a full machine.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import sys
@@ -34,6 +35,7 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
         (
             "snippets/broadcast.py",
+            "snippets/event_log.py",
             "snippets/job_progress.py",
             "snippets/job_queue.py",
             "snippets/celery_progress.py",
@@ -45,6 +47,7 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("/usr/bin/memcached",),
         ("snippets/server_session.py",),
     ),
+    "postgres": ("postgresql", ("/usr/lib/postgresql/*/bin/postgres",), ()),
 }
 
 
@@ -57,11 +60,12 @@ def find(name: str, *candidates: str) -> str | None:
     if name in pretended_missing() or "all" in pretended_missing():
         return None
     for candidate in (name, *candidates):
-        found = shutil.which(candidate) or (
-            candidate if os.access(candidate, os.X_OK) else None
-        )
-        if found:
-            return found
+        # A candidate may be a glob: Debian puts PostgreSQL's server under
+        # /usr/lib/postgresql/<major>/bin.
+        for path in sorted(glob.glob(candidate), reverse=True) or [candidate]:
+            found = shutil.which(path) or (path if os.access(path, os.X_OK) else None)
+            if found:
+                return found
     return None
 
 

@@ -9,6 +9,7 @@ too where it says so), served on 127.0.0.1.
 from __future__ import annotations
 
 import code
+import concurrent.futures
 import contextlib
 import functools
 import http.server
@@ -183,19 +184,24 @@ def test_every_copied_example_runs_when_pasted_into_a_repl(site, tab, monkeypatc
     assert len(pages) > 15
     monkeypatch.chdir(ROOT)
     failures, blocks = [], 0
+    # A reader's REPL has no running event loop; Playwright's thread does. The
+    # console runs in a thread of its own, so `asyncio.run(...)` pastes work.
+    repl = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     for rel in pages:
         tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
         console = code.InteractiveConsole({"__name__": "__console__"})
-        console.runsource(setup_code(rel), symbol="exec")
+        repl.submit(console.runsource, setup_code(rel), symbol="exec").result()
         for text, display in copied_examples(tab):
             blocks += 1
-            printed = paste(console, text)
+            printed = repl.submit(paste, console, text).result()
             expected_error = "Traceback" in display or "Error" in display
             if "SyntaxError" in printed or (
                 "Traceback" in printed and not expected_error
             ):
                 failures.append(f"{rel}: {text[:60]!r}: {printed[-300:]}")
-        console.runsource(setup_code(rel, teardown=True), symbol="exec")
+        teardown = setup_code(rel, teardown=True)
+        repl.submit(console.runsource, teardown, symbol="exec").result()
+    repl.shutdown()
     assert blocks > 150
     assert not failures
 

@@ -1,0 +1,113 @@
+"""Server-sent events from a shared log in Redis Streams: any instance serves
+any client, and a client that reconnects resumes where it left off."""
+
+import json
+import os
+import re
+
+import redis
+from flask import Flask, Response, abort, render_template, request
+
+app = Flask(__name__)
+
+STREAM = "events"  # the Redis Stream: the log every instance reads
+CHANNEL = "events-live"  # the same events on pub/sub, to compare
+MAXLEN = 10_000  # keep about this many events (trimmed in whole nodes)
+BLOCK_MS = 15_000  # XREAD waits this long for news, then we heartbeat
+RETRY_MS = 500
+MAX_MESSAGE = 1000
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+url = os.environ.get("EVENT_LOG_REDIS_URL", "redis://127.0.0.1:6379/0")
+store = redis.Redis.from_url(url, decode_responses=True)
+
+
+# [append]
+def append(message):
+    """Add one event to the log, bounded; its stream id is its SSE id."""
+    event_id = store.xadd(STREAM, {"message": message}, maxlen=MAXLEN)
+    store.publish(CHANNEL, json.dumps({"id": event_id, "message": message}))
+    return event_id
+
+
+# [append-end]
+
+
+def sse(event_id, message, event=None):
+    head = f"event: {event}\n" if event else ""
+    return f"{head}id: {event_id}\ndata: {json.dumps(message)}\n\n"
+
+
+# [events]
+@app.get("/events")
+def events():
+    last = request.headers.get("Last-Event-ID")
+    if last is not None and not STREAM_ID.fullmatch(last):
+        abort(400, "Last-Event-ID must be a stream id like 1700000000000-0")
+    if last is None:  # a new client: from the newest event on, never "$"
+        newest = store.xrevrange(STREAM, count=1)
+        last = newest[0][0] if newest else "0-0"
+    elif not store.xrange(STREAM, last, last):  # trimmed away, or never was
+        last = None
+
+    def generate():
+        cursor = last
+        yield f"retry: {RETRY_MS}\n\n"
+        if cursor is None:  # events were lost to MAXLEN: say so, start anew
+            newest = store.xrevrange(STREAM, count=1)
+            cursor = newest[0][0] if newest else "0-0"
+            yield sse(cursor, "reload: events were missed", event="reset")
+        while True:
+            reply = store.xread({STREAM: cursor}, count=100, block=BLOCK_MS)
+            if not reply:
+                yield ": keep-alive\n\n"  # and find out if the client left
+                continue
+            for cursor, fields in reply[0][1]:
+                yield sse(cursor, fields["message"])
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(generate(), mimetype="text/event-stream", headers=headers)
+
+
+# [events-end]
+
+
+# [live]
+@app.get("/live")
+def live():
+    """The same events over pub/sub: what is sent while you are away is gone."""
+
+    def generate():
+        with store.pubsub() as pubsub:
+            pubsub.subscribe(CHANNEL)
+            pubsub.get_message(timeout=BLOCK_MS / 1000)  # Redis confirms it
+            yield f"retry: {RETRY_MS}\n\n"
+            while True:
+                got = pubsub.get_message(timeout=BLOCK_MS / 1000)
+                if got is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                event = json.loads(got["data"])
+                yield sse(event["id"], event["message"])
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(generate(), mimetype="text/event-stream", headers=headers)
+
+
+# [live-end]
+
+
+@app.post("/publish")
+def publish():
+    payload = request.get_json(silent=True)
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        abort(400, 'send JSON like {"message": "..."}')
+    if len(message) > MAX_MESSAGE:
+        abort(413, f"message is longer than {MAX_MESSAGE} characters")
+    return {"id": append(message)}
+
+
+@app.get("/")
+def demo():
+    return render_template("event_log_demo.html")

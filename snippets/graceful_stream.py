@@ -1,0 +1,101 @@
+"""A stream that survives restarts: it notices that its worker is stopping,
+ends with a retry hint, and the browser resumes on the new worker."""
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+
+from flask import Flask, Response, abort, render_template, request
+
+app = Flask(__name__)
+app.logger.setLevel(logging.INFO)
+
+TICK_MS = int(os.environ.get("GRACEFUL_TICK_MS", "1000"))  # one event per tick
+RETRY_MS = 250  # the browser waits this long (plus jitter) to reconnect
+HEARTBEAT_SECONDS = 15.0
+MAX_BACKLOG = 10_000  # events a reconnecting client may catch up on
+
+
+# [shutdown]
+shutdown = threading.Event()  # set when this worker is asked to stop
+
+
+def post_worker_init(worker):
+    """A gunicorn hook, called in each worker once the app is loaded; run
+    ``gunicorn -c python:snippets.graceful_stream snippets.graceful_stream:app``.
+    """
+
+    def watch():
+        # gunicorn sets worker.alive to False on every way out: SIGTERM, the
+        # old workers of a SIGHUP reload, max_requests, SIGQUIT and SIGINT.
+        while worker.alive:
+            time.sleep(0.1)
+        shutdown.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+# [shutdown-end]
+
+
+def current_tick():
+    """Event n happens at n * TICK_MS ms after the epoch, whoever listens, in
+    every process: a stand-in for a log you can read from any position."""
+    return int(time.time() * 1000) // TICK_MS
+
+
+def event(name, data, **fields):
+    lines = [f"{key}: {value}" for key, value in fields.items()]
+    return "\n".join([f"event: {name}", *lines, f"data: {json.dumps(data)}"]) + "\n\n"
+
+
+# [events]
+@app.get("/events")
+def events():
+    now = current_tick()
+    raw = request.headers.get("Last-Event-ID", str(now))  # new: from now on
+    try:
+        last = int(raw)
+    except ValueError:
+        abort(400, "Last-Event-ID must be the id of an event from this stream")
+    if not now - MAX_BACKLOG <= last <= now:
+        abort(400, f"Last-Event-ID must be one of the last {MAX_BACKLOG} events")
+
+    def generate():
+        n, how = last, "ended"  # n: the last event this client has
+        try:
+            yield f"retry: {RETRY_MS}\n\n"  # sends the headers at once
+            while True:
+                if n < current_tick():  # catch up first, then live
+                    n += 1
+                    yield event("tick", {"n": n, "pid": os.getpid()}, id=n)
+                    continue
+                wait = (n + 1) * TICK_MS / 1000 - time.time()
+                # Wait for the next event OR for shutdown, never for a sleep.
+                if shutdown.wait(min(max(wait, 0), HEARTBEAT_SECONDS)):
+                    how = "shutdown"
+                    # Jitter: a thousand clients must not all come back at once.
+                    retry = RETRY_MS + random.randrange(RETRY_MS)
+                    yield event("bye", {"after": n}, retry=retry)
+                    return
+                if wait > HEARTBEAT_SECONDS:
+                    yield ": keep-alive\n\n"
+        except BaseException as exc:  # GeneratorExit, SystemExit, GreenletExit
+            how = type(exc).__name__
+            raise
+        finally:
+            app.logger.info("stream %s after event %d (pid %d)", how, n, os.getpid())
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(generate(), mimetype="text/event-stream", headers=headers)
+
+
+# [events-end]
+
+
+@app.get("/")
+def demo():
+    return render_template("graceful_demo.html")

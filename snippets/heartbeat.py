@@ -1,0 +1,60 @@
+"""Slow work behind a platform's timeouts: answer at once, then keep talking
+until the result is ready."""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from flask import Flask, Response, abort, request
+
+app = Flask(__name__)
+
+MAX_SECONDS = 600
+MAX_HEARTBEAT_MS = 60_000
+pool = ThreadPoolExecutor(max_workers=4)  # where the slow work runs
+
+
+def slow_job(seconds):
+    time.sleep(seconds)  # stands in for a report, a model, a remote API
+    return {"answer": 42, "took": seconds}
+
+
+def whole_number(name, default, high):
+    try:
+        value = int(request.args.get(name, default))
+    except ValueError:
+        abort(400, f"{name} must be a whole number")
+    if not 0 <= value <= high:
+        abort(400, f"{name} must be from 0 to {high}")
+    return value
+
+
+# [answer]
+@app.get("/answer")
+def answer():
+    """The naive view: nothing is sent until the work is done."""
+    return slow_job(whole_number("seconds", 1, MAX_SECONDS))
+
+
+# [answer-end]
+
+
+# [work]
+@app.get("/work")
+def work():
+    seconds = whole_number("seconds", 1, MAX_SECONDS)
+    heartbeat = whole_number("heartbeat_ms", 15_000, MAX_HEARTBEAT_MS) / 1000
+
+    def generate():
+        job = pool.submit(slow_job, seconds)
+        yield ": started\n\n"  # the first byte, at once: no first-byte deadline
+        # Then a comment while the work runs (heartbeat_ms=0: none, to fail).
+        while heartbeat and not wait([job], timeout=heartbeat).done:
+            yield ": keep-alive\n\n"
+        yield f"event: result\ndata: {json.dumps(job.result())}\n\n"
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(generate(), mimetype="text/event-stream", headers=headers)
+
+
+# [work-end]

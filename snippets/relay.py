@@ -1,0 +1,117 @@
+"""Relay a streamed answer from an upstream API (OpenAI-style SSE) to the client."""
+
+import contextlib
+import http.cookiejar
+import os
+
+import httpx
+from flask import Flask, Response, abort, request
+from werkzeug.exceptions import HTTPException
+
+app = Flask(__name__)
+
+UPSTREAM_URL = os.environ.get(
+    "RELAY_UPSTREAM_URL", "http://127.0.0.1:5001/v1/chat/completions"
+)
+API_KEY = os.environ.get("RELAY_API_KEY", "")
+MODEL = os.environ.get("RELAY_MODEL", "gpt-4o-mini")
+MAX_PROMPT = 2000  # characters
+
+
+# [client]
+# connect: how long to wait for the upstream to accept; read: the longest
+# silence allowed, before the first byte or between two events.
+TIMEOUT = httpx.Timeout(connect=3.0, read=30.0, write=10.0, pool=3.0)
+# An allow-list: hop-by-hop headers (Connection, Keep-Alive,
+# Transfer-Encoding...), cookies and the upstream's Content-Length never pass.
+PASSED_HEADERS = ("Content-Type", "X-Request-Id")
+OWN_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+BROKE_OFF = b'event: error\ndata: {"error": "the answer broke off"}\n\n'
+
+# One connection pool for the process. A shared client also keeps cookies:
+# one user's upstream Set-Cookie would go out with every later user's request.
+NO_COOKIES = http.cookiejar.CookieJar(
+    http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+)
+upstream_client = httpx.Client(timeout=TIMEOUT, cookies=NO_COOKIES)
+# [client-end]
+
+
+@app.errorhandler(HTTPException)
+def error_as_json(error):
+    return {"error": error.description}, error.code
+
+
+# [events]
+def whole_events(chunks):
+    """Pass on the upstream's bytes as they come, cut at event boundaries: no
+    half event reaches the client, and an error event starts on its own."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        end = buffer.rfind(b"\n\n") + 2
+        if end > 1:
+            yield buffer[:end]
+            buffer = buffer[end:]
+
+
+# [events-end]
+
+
+# [open]
+def open_upstream(prompt):
+    """Send the request and wait for the first event: until it arrives, a
+    failure can still be a proper 502 or 504."""
+    body = {"model": MODEL, "stream": True}
+    body["messages"] = [{"role": "user", "content": prompt}]
+    headers = {"Authorization": f"Bearer {API_KEY}"} if API_KEY else {}
+    outgoing = upstream_client.build_request(
+        "POST", UPSTREAM_URL, json=body, headers=headers
+    )
+    with contextlib.ExitStack() as on_failure:
+        try:
+            upstream = upstream_client.send(outgoing, stream=True)
+            on_failure.callback(upstream.close)
+            if upstream.status_code != 200:
+                abort(502, f"the model answered {upstream.status_code}")
+            events = whole_events(upstream.iter_bytes())
+            first = next(events, None)
+        except httpx.TimeoutException:
+            abort(504, "the model did not answer in time")
+        except httpx.ConnectError:
+            abort(502, "the model could not be reached")
+        except httpx.TransportError:  # the connection broke before an event
+            abort(502, "the model's answer failed")
+        if first is None:
+            abort(502, "the model sent an empty answer")
+        on_failure.pop_all()  # it worked: from now on, the relay closes it
+    return upstream, first, events
+
+
+# [open-end]
+
+
+# [relay]
+@app.post("/chat")
+def chat():
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("prompt"), str):
+        abort(400, 'send JSON like {"prompt": "..."}')
+    if not 0 < len(payload["prompt"].strip()) <= MAX_PROMPT:
+        abort(400, f"the prompt must be 1 to {MAX_PROMPT} characters")
+    upstream, first, events = open_upstream(payload["prompt"])
+
+    def relay():
+        with contextlib.closing(upstream):  # closes the upstream connection
+            yield first
+            try:
+                yield from events
+            except httpx.TransportError:  # a timeout or a cut, after the 200
+                app.logger.exception("the upstream stream failed")
+                yield BROKE_OFF
+
+    passed = {k: upstream.headers[k] for k in PASSED_HEADERS if k in upstream.headers}
+    return Response(relay(), upstream.status_code, {**passed, **OWN_HEADERS})
+
+
+# [relay-end]

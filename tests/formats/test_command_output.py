@@ -1,0 +1,402 @@
+"""formats/command_output, in process: the allow-list, the records, buffering
+in the child, and the command's whole process group ended when the body is
+closed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+from flask import Flask, Response
+
+from snippets import command_output
+from snippets.command_output import COMMANDS, TREE, app, output, start, stop
+from tests.servers import require_binary, wait_until
+
+
+def running(pid):
+    """True while ``pid`` is a live process. A killed orphan can stay a zombie
+    (PID 1 here does not reap): it runs nothing and holds nothing, so it counts
+    as gone."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def children_running(code):
+    """This process's descendants whose command line contains ``code``."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if code in " ".join(proc.cmdline()) and running(proc.pid):
+                found.append(proc.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def records(body):
+    return [json.loads(line) for line in body.splitlines()]
+
+
+def read_records_until(response, predicate):
+    """Iterate the streamed body until a record matches; return all so far."""
+    seen = []
+    for chunk in response.response:
+        seen += records(chunk)
+        if any(predicate(record) for record in seen):
+            return seen
+    raise AssertionError(f"stream ended first: {seen}")
+
+
+# --- the allow-list and the request ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/run/rm", 404, b"no command named &#39;rm&#39;"),
+        ("/run/sh", 404, b"no command named"),
+        ("/run/count;ls", 404, b"no command named"),
+        ("/run/count?n=0", 400, b"n must be a whole number from 1 to 10,000,000"),
+        ("/run/count?n=10000001", 400, b"n must be a whole number"),
+        ("/run/count?n=-1", 400, b"n must be a whole number"),
+        ("/run/count?n=3;rm%20-rf%20/", 400, b"n must be a whole number"),
+        ("/run/count?n=$(id)", 400, b"n must be a whole number"),
+        ("/run/count?n=" + "9" * 5000, 400, b"n must be a whole number"),
+        ("/run/count?n=\u0663", 400, b"n must be a whole number"),
+        ("/run/count?n=", 400, b"n must be a whole number"),
+    ],
+)
+def test_bad_request_is_refused_before_any_command_starts(path, status, message):
+    before = set(p.pid for p in psutil.Process().children(recursive=True))
+    response = app.test_client().get(path)
+    assert response.status_code == status
+    assert message in response.data
+    after = set(p.pid for p in psutil.Process().children(recursive=True))
+    assert after <= before
+
+
+def test_argv_is_passed_as_a_list_never_parsed_by_a_shell(tmp_path):
+    marker = tmp_path / "made-by-a-shell"
+    proc = start(
+        [sys.executable, "-c", "import sys; print(sys.argv[1])", f"; touch {marker}"]
+    )
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert lines == [("stdout", f"; touch {marker}")]
+    assert not marker.exists()
+
+
+def test_command_gets_none_of_the_apps_environment(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "do not leak")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://user:pw@db/app")
+    proc = start([sys.executable, "-c", "import os; print(sorted(os.environ))"])
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert lines == [("stdout", "['LANG', 'PATH', 'PYTHONUNBUFFERED']")]
+
+
+# --- records: stdout, stderr and the exit status in-band ---------------------
+
+
+def test_every_line_and_the_exit_status_arrive_in_order():
+    body = app.test_client().get("/run/count?n=2000").data
+    got = records(body)
+    assert got[:-1] == [{"stdout": f"line {i}"} for i in range(1, 2001)]
+    assert got[-1] == {"exit": 0, "timed_out": False}
+
+
+def test_stderr_and_a_failed_exit_status_are_records():
+    got = records(app.test_client().get("/run/fail?n=7").data)
+    assert got == [
+        {"stdout": "checking 7"},
+        {"stderr": "disk full"},
+        {"exit": 1, "timed_out": False},
+    ]
+
+
+def test_a_body_without_the_exit_record_is_detectably_cut():
+    body = app.test_client().get("/run/count?n=5").data
+    cut = body[: body.rindex(b'{"exit"')]
+    assert "exit" in records(body)[-1]
+    assert "exit" not in records(cut)[-1]
+
+
+def test_a_last_line_without_a_newline_is_not_lost():
+    proc = start([sys.executable, "-c", "import sys; sys.stdout.write('a\\nb')"])
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert lines == [("stdout", "a"), ("stdout", "b")]
+
+
+def test_invalid_utf8_is_replaced_not_a_crash():
+    code = "import sys; sys.stdout.buffer.write(b'caf\\xe9\\n')"
+    proc = start([sys.executable, "-c", code])
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert lines == [("stdout", "caf\ufffd")]
+
+
+def test_lines_are_streamed_while_the_command_still_runs():
+    response = app.test_client().get("/run/tree?n=100")
+    seen = read_records_until(response, lambda r: r.get("stdout") == "tick 1")
+    command, worker = map(int, seen[0]["stdout"].split()[1:])
+    assert running(command) and running(worker)  # the first lines came first
+    response.close()
+
+
+# --- the client leaves: the command and its children are ended ---------------
+
+
+def test_closing_the_body_kills_the_command_and_its_children(caplog):
+    response = app.test_client().get("/run/tree?n=100")
+    seen = read_records_until(response, lambda r: r.get("stdout") == "worker ready")
+    command, worker = map(int, seen[0]["stdout"].split()[1:])
+    assert psutil.Process(worker).ppid() == command  # the command's own child
+    with caplog.at_level("INFO", logger=app.logger.name):
+        response.close()  # what a server does when the client has gone
+    # The worker ignores SIGTERM: the SIGKILL to the group, sent once the
+    # command itself has exited, ends it.
+    assert not running(command)
+    assert wait_until(lambda: not running(worker), 10)
+    assert "cleaned up tree: exit -15" in caplog.text
+
+
+def test_head_request_starts_nothing():
+    """Flask answers HEAD for every GET route with the headers and no body:
+    the generator never runs, so the command is never started."""
+    response = app.test_client().head("/run/tree?n=100")
+    assert response.status_code == 200
+    assert response.data == b""
+    assert children_running(TREE) == []
+
+
+def test_popen_in_the_view_leaks_the_command_on_head():
+    """The same stream, with the process started in the view instead: a HEAD
+    request starts it, never iterates the body, and its cleanup never runs."""
+    leaky = Flask(__name__)
+    code = "import time; print('leaky'); time.sleep(600)"
+
+    @leaky.get("/run")
+    def run():
+        proc = start([sys.executable, "-c", code])
+
+        def stream():
+            try:
+                yield from (json.dumps(lines) + "\n" for lines in output(proc))
+            finally:
+                stop(proc)  # never reached: that is the point
+
+        return Response(stream())
+
+    response = leaky.test_client().head("/run")
+    response.close()
+    try:
+        assert response.status_code == 200
+        assert len(children_running(code)) == 1  # still running, no one to stop it
+    finally:
+        for pid in children_running(code):
+            os.kill(pid, signal.SIGKILL)
+            psutil.Process(pid).wait(10)
+
+
+def test_stop_of_a_group_that_already_ended_is_harmless():
+    proc = start(["true"])
+    proc.wait()
+    stop(proc)
+    stop(proc)
+    assert proc.returncode == 0
+
+
+# --- buffering in the child ---------------------------------------------------
+
+PAUSE = (
+    "import sys\n"
+    "print('first line')\n"
+    "print('paused', file=sys.stderr)\n"  # stderr is line-buffered (3.9+)
+    "sys.stdin.readline()\n"
+)
+
+
+def stdout_before_pause(argv, env=None, feed=b""):
+    """Start ``argv`` with stdout and stderr on pipes; read until its first
+    stderr line, which it writes *after* its first stdout line; return the
+    stdout lines that had reached the pipe by then."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.defpath, **(env or {})},
+    )
+    proc.stdin.write(feed)
+    proc.stdin.flush()
+    seen = []
+    lines = output(proc)
+    for batch in lines:
+        seen += batch
+        if any(name == "stderr" for name, _ in seen):
+            break
+    proc.stdin.close()  # lets the command end
+    rest = [line for batch in lines for line in batch]
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    first = [line for name, line in seen if name == "stdout"]
+    return first, [line for name, line in rest if name == "stdout"]
+
+
+PYTHON_CASES = {
+    "python, stdout to a pipe": ([sys.executable, "-c", PAUSE], {}, []),
+    "python -u": ([sys.executable, "-u", "-c", PAUSE], {}, ["first line"]),
+    "PYTHONUNBUFFERED=1": (
+        [sys.executable, "-c", PAUSE],
+        {"PYTHONUNBUFFERED": "1"},
+        ["first line"],
+    ),
+    "print(flush=True)": (
+        [sys.executable, "-c", PAUSE.replace("line')", "line', flush=True)")],
+        {},
+        ["first line"],
+    ),
+    "line_buffering=True": (
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.stdout.reconfigure(line_buffering=True)\n" + PAUSE,
+        ],
+        {},
+        ["first line"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PYTHON_CASES)
+def test_python_child_buffers_stdout_to_a_pipe_unless_told(case):
+    argv, env, expected = PYTHON_CASES[case]
+    first, rest = stdout_before_pause(argv, env)
+    assert first == expected
+    assert first + rest == ["first line"]  # a buffered line comes at exit
+
+
+SED = ["-n", "p;w /dev/stderr"]  # each input line to stdout, then to stderr
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (["sed"], []),
+        (["sed", "-u"], ["first line"]),
+        (["stdbuf", "-oL", "sed"], ["first line"]),
+    ],
+    ids=["sed", "sed -u", "stdbuf -oL sed"],
+)
+def test_c_program_buffers_stdout_to_a_pipe_unless_told(prefix, expected):
+    require_binary(prefix[0])
+    first, rest = stdout_before_pause([*prefix, *SED], feed=b"first line\n")
+    assert first == expected
+    assert first + rest == ["first line"]
+
+
+def test_start_makes_python_children_unbuffered_without_u():
+    """``start`` sets PYTHONUNBUFFERED, so a Python program started without
+    ``-u`` (or by the command) writes each line at once."""
+    proc = start([sys.executable, "-c", "print('one'); import time; time.sleep(600)"])
+    try:
+        assert next(output(proc)) == [("stdout", "one")]
+    finally:
+        stop(proc)
+
+
+def test_every_command_is_a_list_with_no_shell():
+    for argv, seconds in COMMANDS.values():
+        assert isinstance(argv, list) and argv[0] not in ("sh", "bash")
+        assert 0 < seconds <= 30
+    assert command_output.MAX_N == 10_000_000
+
+
+def test_a_flood_on_stderr_does_not_hold_stdout_back():
+    code = "import sys; sys.stderr.write('e' * 1_000_000 + '\\n'); print('out')"
+    proc = start([sys.executable, "-c", code])
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert ("stdout", "out") in lines
+    assert ("stderr", "e" * 1_000_000) in lines
+
+
+def test_output_waits_for_children_that_hold_the_pipe():
+    """The command exits at once; its child, which inherited stdout, writes
+    later. The pipe closes, and the stream ends, only after the child."""
+    late = "import time; time.sleep(0.5); print('late')"
+    code = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {late!r}])"
+    proc = start([sys.executable, "-c", code])
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert lines == [("stdout", "late")]
+
+
+def test_killing_only_the_command_leaves_its_child_running():
+    proc = start([sys.executable, "-c", TREE, "100"])
+    lines = output(proc)
+    first = next(batch for batch in lines if batch)
+    worker = int(first[0][1].split()[2])
+    proc.kill()  # the command alone, not its group
+    proc.wait()
+    try:
+        assert running(worker)
+    finally:
+        stop(proc)  # the group: the worker too
+    assert wait_until(lambda: not running(worker), 10)
+    for pipe in (proc.stdout, proc.stderr):
+        pipe.close()
+
+
+def test_coreutils_timeout_ends_a_command_on_its_own():
+    require_binary("timeout")
+    proc = start(["timeout", "1", "sleep", "600"])
+    assert proc.wait(10) == 124  # timeout's status for "the time ran out"
+    stop(proc)
+
+
+COUNT_THEN_PAUSE = (
+    "import sys\n"
+    "for i in range(1000): print(i)\n"
+    "print('paused', file=sys.stderr)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("flag", "at_least", "at_most"),
+    [("-u", 2000, None), ("", 0, 5)],
+    ids=["-u", "buffered"],
+)
+def test_unbuffered_output_costs_a_write_per_line(flag, at_least, at_most):
+    """Unbuffered, print() makes two write() calls per line (the text, then
+    the newline); buffered, the 1,000 lines are one write at exit."""
+    argv = [sys.executable, *filter(None, [flag]), "-c", COUNT_THEN_PAUSE]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": os.defpath},  # this environment may set PYTHONUNBUFFERED
+    )
+    lines = output(proc)
+    for batch in lines:
+        if ("stderr", "paused") in batch:
+            break
+    writes = psutil.Process(proc.pid).io_counters().write_count
+    proc.stdin.close()
+    rest = [line for batch in lines for line in batch]
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert writes >= at_least
+    assert at_most is None or writes <= at_most
+    assert rest == [] if flag else len(rest) == 1000
