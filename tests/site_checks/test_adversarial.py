@@ -40,6 +40,8 @@ from tests.servers import ROOT
 NEEDS_STORE = {
     "celery_progress": "every route talks to Redis through Celery (a broker)",
     "server_session": "its session lives in memcached/Redis (Flask-Session)",
+    "event_log": "its log is a Redis stream, read on every request",
+    "flask_sqlalchemy_stream": "its tables are made by the page's set-up first",
 }
 # Routes whose page demonstrates a failure on purpose: a 5xx or an exception
 # while the body is produced is what the page shows. (snippet, rule) -> page.
@@ -52,6 +54,8 @@ ON_PURPOSE = {
     ("with_context", "/broken"): "docs/basics/request_context.rst",
     ("lifecycle", "/db-captured"): "docs/state/lifecycle.rst",
     ("downloads", "/leaky-report.csv"): "docs/files/downloads.rst",  # a file left
+    ("async_views", "/async-generator"): "docs/async/views.rst",
+    ("async_views", "/async-generator-response"): "docs/async/views.rst",
 }
 
 EXAMPLES = int(os.environ.get("FSP_ADVERSARIAL_EXAMPLES", "12"))  # per route
@@ -60,7 +64,12 @@ MAX_BYTES = 256 * 1024
 NOT_APPS = {"__init__", "job_queue"}
 SHARED_TMP = Path(tempfile.gettempdir())
 # The SQLite stores the snippets keep (and their -wal, -shm): not strays.
-STORES = ("flask-jobs.sqlite3", "fsp-reports.sqlite3", "stock.sqlite3")
+STORES = (
+    "flask-jobs.sqlite3",
+    "fsp-reports.sqlite3",
+    "stock.sqlite3",
+    "flask_sqlalchemy_stock.sqlite3",
+)
 
 
 def snippet_apps():
