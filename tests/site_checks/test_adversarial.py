@@ -1,0 +1,433 @@
+"""The adversarial tier: bad requests at every route of every snippet.
+
+Every ``snippets/*.py`` that defines a Flask ``app`` at import time is found
+here on its own, and every rule of its ``url_map`` gets Hypothesis-made
+requests (derandomized, a bounded number per route): hostile query values
+under the names the view reads (harvested from its source) and random names,
+hostile path segments for its converters, hostile headers, JSON and form
+bodies, and methods. Each answer must be below 500, and its body (a bounded
+part of it, then the response is closed) must be produced without an
+exception, except on the routes in ON_PURPOSE, whose pages show a failure.
+Afterwards no file may be left in any folder a snippet writes to.
+
+Sleeps in the snippets run on a virtual clock, so a stream that waits (SSE
+heartbeats, MJPEG frames, job polling) runs at full speed and a stream that
+never ends is cut after MAX_CHUNKS chunks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.servers import ROOT
+
+# Snippets whose app needs a store or a worker at import or request time: the
+# tier would measure the missing store, not the route. Their own live tests
+# run them against the real store.
+NEEDS_STORE = {
+    "celery_progress": "every route talks to Redis through Celery (a broker)",
+    "server_session": "its session lives in memcached/Redis (Flask-Session)",
+    "event_log": "its log is a Redis stream, read on every request",
+    "flask_sqlalchemy_stream": "its tables are made by the page's set-up first",
+}
+# Routes whose page demonstrates a failure on purpose: a 5xx or an exception
+# while the body is produced is what the page shows. (snippet, rule) -> page.
+ON_PURPOSE = {
+    ("middleware", "/broken/feed"): "docs/deploy/middleware.rst",
+    ("middleware", "/broken/file"): "docs/deploy/middleware.rst",
+    ("middleware", "/broken/text"): "docs/deploy/middleware.rst",
+    ("midstream_errors", "/broken"): "docs/state/errors.rst",
+    ("midstream_errors", "/broken-early"): "docs/state/errors.rst",
+    ("with_context", "/broken"): "docs/basics/request_context.rst",
+    ("lifecycle", "/db-captured"): "docs/state/lifecycle.rst",
+    ("downloads", "/leaky-report.csv"): "docs/files/downloads.rst",  # a file left
+    ("async_views", "/async-generator"): "docs/async/views.rst",
+    ("async_views", "/async-generator-response"): "docs/async/views.rst",
+}
+
+EXAMPLES = int(os.environ.get("FSP_ADVERSARIAL_EXAMPLES", "12"))  # per route
+MAX_CHUNKS = 64
+MAX_BYTES = 256 * 1024
+NOT_APPS = {"__init__", "job_queue"}
+SHARED_TMP = Path(tempfile.gettempdir())
+# The SQLite stores the snippets keep (and their -wal, -shm): not strays.
+STORES = (
+    "flask-jobs.sqlite3",
+    "fsp-reports.sqlite3",
+    "stock.sqlite3",
+    "flask_sqlalchemy_stock.sqlite3",
+)
+
+
+def snippet_apps():
+    """(name, module, app) for every snippet with a Flask app at import."""
+    found = []
+    for path in sorted((ROOT / "snippets").glob("*.py")):
+        if path.stem in NOT_APPS or path.stem in NEEDS_STORE:
+            continue
+        module = importlib.import_module(f"snippets.{path.stem}")
+        app = getattr(module, "app", None)
+        if isinstance(app, Flask):  # a Quart app is not a Flask app: skipped
+            found.append((path.stem, module, app))
+    return found
+
+
+APPS = snippet_apps()
+ROUTES = [
+    (name, rule)
+    for name, _module, app in APPS
+    for rule in sorted(app.url_map.iter_rules(), key=str)
+    if rule.endpoint != "static"
+]
+MODULES = {name: module for name, module, _app in APPS}
+
+NAME = r"""["']([\w-]+)["']"""
+ACCESS = re.compile(
+    r"request\.(args|form|values|headers|cookies|files)"
+    rf"(?:\.get(?:list)?\(\s*{NAME}|\[\s*{NAME}\s*\])"
+)
+HELPER = re.compile(r"^def (\w+)\(name\b.*?\n((?:[ \t]+.*\n|\n)+)", re.M)
+VARIABLE_ACCESS = re.compile(r"request\.(args|form|values|headers)\.get\(\s*name\b")
+JSON_KEY = re.compile(rf"(?:payload|data|body|message)(?:\.get\(\s*{NAME}|\[{NAME}\])")
+
+
+def harvest(module):
+    """The parameter names a snippet's views read, by where they read them."""
+    source = Path(module.__file__).read_text()
+    names = {"args": set(), "form": set(), "headers": set(), "json": set()}
+    for where, a, b in ACCESS.findall(source):
+        where = {"values": "args", "cookies": "headers", "files": "form"}.get(
+            where, where
+        )
+        names[where].add(a or b)
+    names["json"] |= {a or b for a, b in JSON_KEY.findall(source)}
+    # A helper that reads a name it is given (read_int(name, ...)): the
+    # literals its calls pass are parameter names of the same kind.
+    for helper, body in HELPER.findall(source):
+        for where in VARIABLE_ACCESS.findall(body):
+            where = "args" if where == "values" else where
+            names[where] |= set(re.findall(rf"\b{helper}\(\s*{NAME}", source))
+    names["form"] |= names["args"]  # a form field is often read as request.form
+    return {k: sorted(v) for k, v in names.items()}
+
+
+NAMES = {name: harvest(module) for name, module in MODULES.items()}
+
+# --- the hostile values -------------------------------------------------------
+NASTY_TEXT = [
+    "", "0", "-1", "1", "3", "10", "-0", "+1", " 1", "1 ", "1.5", "1e3", "1e309",
+    "nan", "inf", "-inf", "0x10", "٣", "５", "²", "9" * 5000, "-" + "9" * 400,
+    "yes", "no", "true", "null", "[]", "{}", "a" * 5000, "\x00", "é", "😀",
+    "\r\n", "=1+1", "../../etc/passwd", "%00", "\ud800",
+]  # fmt: skip
+SEGMENTS = [
+    "..", "%2e%2e", "%2E%2E%2F..", "..%2f..%2fetc%2fpasswd", "%00", "a%00b",
+    "x" * 300, "x" * 5000, "9" * 5000, "١٢٣", "%ef%bc%95", "%ff", "%c0%ae",
+    ".", "~", "-", "0", "-1", "alphabet.txt", "alphabet.txt%2f..%2falphabet.txt",
+    "a%2f..%2f..%2fb", "%5c..%5c", "CON", "nul", ".hidden", "a b", "%0d%0a",
+]  # fmt: skip
+PATH_SEGMENTS = [
+    *SEGMENTS, "../../../../etc/passwd", "alphabet.txt/../alphabet.txt",
+    "a/b/c", "/etc/passwd", "sub//x", "a/./b", "files/../../x",
+]  # fmt: skip
+HEADER_VALUES = {
+    "Last-Event-ID": ["0", "-1", "999999999", "9" * 5000, "abc", "1.5", "٣", ""],
+    "Range": [
+        "bytes=0-0",
+        "bytes=100-",
+        "bytes=-1",
+        "bytes=5-1",
+        "bytes=0-",
+        "bytes=99999999999-",
+        "bytes=0-1,2-3,4-5",
+        "items=1-2",
+        "bytes=",
+        "bytes=" + "9" * 5000 + "-",
+    ],
+    "If-None-Match": ['"x"', "*", 'W/"1"', "garbage", '""'],
+    "If-Modified-Since": [
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "yesterday",
+        "",
+    ],
+    "If-Range": ['"x"', "Thu, 01 Jan 1970 00:00:00 GMT"],
+    "Accept-Encoding": ["gzip", "br, zstd", "*;q=0", "identity;q=0", "x" * 2000],
+    "Accept": ["text/event-stream", "application/json", "*/*", "x/y;q=oops"],
+    "X-Forwarded-For": ["1.2.3.4, 5.6.7.8", "not an ip"],
+    "Cookie": ["session=garbage", "session=" + "a" * 4000, "a=b; c"],
+}
+CONTENT_TYPES = [
+    "application/json", "application/x-www-form-urlencoded",
+    "multipart/form-data", "multipart/form-data; boundary=x", "text/plain",
+    "application/json; charset=utf-16", "application/octet-stream",
+]  # fmt: skip
+JSON_BODIES = [
+    b"[" * 5000, b"{" * 5000, b'{"a":' * 5000, b'"\\ud800"', b'["\\udfff"]',
+    b'{"prompt": "\xed\xa0\x80"}', b"\xff\xfe", b"1" * 5000, b"1e999999",
+    b"-" + b"9" * 5000, b"null", b"[]", b'"text"', b"true", b"{", b"",
+    b'{"a": NaN}', b'{"a": Infinity}', b"\x00",
+]  # fmt: skip
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+
+text_values = st.one_of(st.sampled_from(NASTY_TEXT), st.text(max_size=40))
+json_values = st.sampled_from(
+    [None, True, False, 0, -1, 1, 10**400, -(10**400), 1.5, 1e308, [], {},
+     [1, 2], {"a": 1}, "x" * 5000, *NASTY_TEXT]
+) | st.integers() | st.text(max_size=20)  # fmt: skip
+
+
+def segment_for(converter, is_path):
+    pool = PATH_SEGMENTS if is_path else SEGMENTS
+    typed = st.sampled_from(pool) | st.text(min_size=1, max_size=30).map(
+        lambda s: quote(s, safe="/" if is_path else "")
+    )
+    if converter in {"IntegerConverter", "FloatConverter"}:
+        typed = st.sampled_from(["0", "1", "9" * 5000, "١", "-1"]) | typed
+    return typed
+
+
+@st.composite
+def requests(draw, name, rule):
+    names = NAMES[name]
+    path = rule.rule
+    for arg, conv in rule._converters.items():
+        kind = type(conv).__name__
+        seg = draw(segment_for(kind, kind == "PathConverter"))
+        path = re.sub(rf"<(?:[^:<>]+:)?{arg}>", lambda _m, s=seg: s, path)
+    own = sorted(rule.methods - {"HEAD", "OPTIONS"})
+    method = draw(st.sampled_from(own) | st.sampled_from(METHODS))
+
+    arg_names = st.sampled_from(names["args"]) if names["args"] else st.nothing()
+    query = draw(
+        st.dictionaries(arg_names | st.text(min_size=1, max_size=8), text_values)
+    )
+    if query:
+        path += "?" + urlencode(
+            {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}
+        )
+
+    headers = {}
+    for header in draw(st.sets(st.sampled_from(sorted(HEADER_VALUES)), max_size=3)):
+        headers[header] = draw(st.sampled_from(HEADER_VALUES[header]))
+    for header in (
+        draw(st.sets(st.sampled_from(names["headers"]), max_size=2))
+        if (names["headers"])
+        else ()
+    ):
+        headers[header] = draw(text_values.filter(lambda v: "\n" not in v))
+
+    kind = draw(st.sampled_from(["none", "json", "raw-json", "form", "bytes"]))
+    body = b""
+    if kind == "json":
+        keys = st.sampled_from(names["json"]) if names["json"] else st.nothing()
+        doc = draw(
+            st.dictionaries(keys | st.text(max_size=8), json_values, max_size=4)
+            | json_values
+        )
+        body = json.dumps(doc).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif kind == "raw-json":
+        body = draw(st.sampled_from(JSON_BODIES))
+        headers.setdefault("Content-Type", "application/json")
+    elif kind == "form":
+        fields = st.sampled_from(names["form"]) if names["form"] else st.nothing()
+        form = draw(
+            st.dictionaries(fields | st.text(min_size=1, max_size=8), text_values)
+        )
+        body = urlencode(
+            {k: v.encode("utf-8", "surrogatepass") for k, v in form.items()}
+        ).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif kind == "bytes":
+        body = draw(st.binary(max_size=200))
+    if draw(st.booleans()):
+        headers["Content-Type"] = draw(st.sampled_from(CONTENT_TYPES))
+    length = None
+    if body and draw(st.integers(0, 3)) == 0:  # a Content-Length that lies
+        length = draw(st.sampled_from([0, len(body) // 2, len(body) + 10, 10**9]))
+    return method, path, headers, body, length
+
+
+# --- a virtual clock for the snippets ----------------------------------------
+class VirtualTime:
+    """Stands in for the ``time`` module inside the snippets: ``sleep`` moves
+    a virtual clock instead of waiting, so deadlines and heartbeats pass at
+    once while the rest of ``time`` is the real one."""
+
+    def __init__(self):
+        self.offset = 0.0
+        self.lock = threading.Lock()
+
+    def sleep(self, seconds):
+        with self.lock:
+            self.offset += max(0.0, seconds)
+        time.sleep(0)  # let other threads run
+
+    def monotonic(self):
+        return time.monotonic() + self.offset
+
+    def time(self):
+        return time.time() + self.offset
+
+    def perf_counter(self):
+        return time.perf_counter() + self.offset
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+STATS = {"requests": 0, "failures": [], "on_purpose": 0, "stored": 0}
+
+
+def folders_written():
+    """Every folder a snippet writes to (their configured ones and the temp dir)."""
+    folders = {Path(tempfile.gettempdir())}
+    for _name, module, app in APPS:
+        for key, value in app.config.items():
+            if isinstance(value, str) and key.endswith(("_DIR", "_FOLDER")):
+                folders.add(Path(value))
+            if isinstance(value, str) and key.endswith(("_DB", "DATABASE")):
+                folders.add(Path(value).parent)  # a store's folder: no strays
+        for attr in ("DATABASE", "REPORTS_DIR", "UPLOAD_DIR", "DATA_DIR"):
+            if isinstance(getattr(module, attr, None), (str, Path)):
+                path = Path(getattr(module, attr))
+                folders.add(path.parent if path.suffix else path)
+        folders.add(Path(app.instance_path))
+    # The machine's own temp dir is shared with every other process: the
+    # snippets' folders in it are moved to the tier's own (virtual_clock).
+    return sorted(folders - {SHARED_TMP})
+
+
+def snapshot():
+    found = set()
+    for folder in folders_written():
+        if folder.is_dir():
+            found |= {(folder, p.name) for p in folder.iterdir()}
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def virtual_clock(tmp_path_factory):
+    """Every snippet sleeps on the virtual clock; heartbeat waits are short;
+    the temp dir is this tier's own, so other runs' files do not count."""
+    clock = VirtualTime()
+    with pytest.MonkeyPatch.context() as mp:
+        private = tmp_path_factory.mktemp("tmp")
+        shared = tempfile.gettempdir()
+        mp.setattr(tempfile, "tempdir", str(private))
+        for _name, _module, app in APPS:  # stores and folders under /tmp: ours
+            for key, value in list(app.config.items()):
+                if isinstance(value, str) and value.startswith(shared + os.sep):
+                    mine = private / Path(value).name
+                    if key.endswith("_DIR"):
+                        mine.mkdir(exist_ok=True)
+                    mp.setitem(app.config, key, str(mine))
+        for module in MODULES.values():
+            if getattr(module, "time", None) is time:
+                mp.setattr(module, "time", clock)
+        if "broadcast" in MODULES:  # a queue wait, not a sleep
+            mp.setattr(MODULES["broadcast"], "HEARTBEAT_SECONDS", 0.001)
+        for _name, _module, app in APPS:
+            mp.setattr(app, "testing", False)  # errors become 500s, as served
+        yield clock
+
+
+@pytest.fixture(scope="module")
+def files_before(virtual_clock):
+    return snapshot()
+
+
+def send(app, method, path, headers, body, length):
+    """One request; consume a bounded part of the body, then close it."""
+    overrides = {} if length is None else {"CONTENT_LENGTH": str(length)}
+    client = app.test_client()
+    response = client.open(
+        path,
+        method=method,
+        headers=headers,
+        data=body,
+        buffered=False,
+        environ_overrides=overrides,
+    )
+    try:
+        size = 0
+        deadline = time.monotonic() + 5
+        for count, chunk in enumerate(response.response):
+            size += len(chunk)
+            if count >= MAX_CHUNKS or size >= MAX_BYTES or time.monotonic() > deadline:
+                break
+    finally:
+        response.close()
+    return response.status_code
+
+
+@pytest.mark.parametrize(("name", "rule"), ROUTES, ids=[f"{n}:{r}" for n, r in ROUTES])
+def test_route_answers_bad_input_below_500(name, rule, files_before):
+    """No 5xx and no exception while the body is produced, on any input."""
+    app = MODULES[name].app
+    on_purpose = (name, rule.rule) in ON_PURPOSE
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(requests(name, rule))
+    def check(request):
+        method, path, headers, body, length = request
+        STATS["requests"] += 1
+        try:
+            status = send(app, method, path, headers, body, length)
+        except Exception as exc:
+            if on_purpose:
+                STATS["on_purpose"] += 1
+                return
+            STATS["failures"].append((name, rule.rule, request, repr(exc)))
+            raise
+        if status == 201 and name == "uploads":  # a whole upload, stored: the
+            for stored in Path(app.config["UPLOAD_DIR"]).glob("[!.]*"):  # output
+                stored.unlink()  # (a half one would be a ".upload-*.part")
+                STATS["stored"] += 1
+        if status >= 500 and not on_purpose:
+            STATS["failures"].append((name, rule.rule, request, status))
+        if on_purpose and status >= 500:
+            STATS["on_purpose"] += 1
+        assert status < 500 or on_purpose, (method, path, headers, body[:200])
+
+    before = snapshot()
+    check()
+    if on_purpose:  # what the page shows may leave a file: remove it
+        for folder, leftover in snapshot() - before:
+            if (folder / leftover).is_file() and not leftover.startswith(STORES):
+                (folder / leftover).unlink()
+
+
+def test_no_file_left_behind(files_before):
+    """Run after the routes: every file in a snippet's folders was there before."""
+    left = {
+        (folder, name)
+        for folder, name in snapshot() - files_before
+        if not name.startswith(STORES)
+    }
+    print(
+        f"\nadversarial tier: {STATS['requests']} requests, {len(ROUTES)} routes "
+        f"of {len(APPS)} snippets, {len(STATS['failures'])} failures found, "
+        f"{STATS['on_purpose']} on-purpose failures, {STATS['stored']} whole uploads"
+    )
+    assert not left, sorted(left)
