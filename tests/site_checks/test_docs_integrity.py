@@ -166,3 +166,32 @@ def test_unincluded_snippet_check_can_fail(tmp_path):
     assert included_snippets([page]) == {"hello_stream.py"}
     snippets = {"hello_stream.py", "orphan.py"}
     assert snippets - included_snippets([page]) == {"orphan.py"}
+
+
+def unclosed_examples(text):
+    """Multi-line ``>>>`` examples without a bare ``...`` line to close them:
+    pasted into a REPL, the next statement would be a SyntaxError."""
+    problems, lines = [], text.split("\n")
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)>>> ", line)
+        if not match:
+            continue
+        prefix = re.escape(match[1]) + r"\.\.\.( |$)"
+        j = i + 1
+        while j < len(lines) and re.match(prefix, lines[j]):
+            j += 1
+        if j > i + 1 and lines[j - 1].strip() != "...":
+            problems.append(f"line {i + 1}: {line.strip()[:50]}")
+    return problems
+
+
+@pytest.mark.parametrize("page", all_pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_every_multiline_example_ends_with_a_bare_continuation(page):
+    """What the browser check proves on the built site, caught in the source:
+    tests/site_checks/test_built_site_browser.py pastes every copied block."""
+    assert not unclosed_examples(page.read_text())
+
+
+def test_unclosed_example_check_can_fail():
+    assert unclosed_examples(">>> for i in x:\n...     print(i)\n>>> i\n")
+    assert not unclosed_examples(">>> for i in x:\n...     print(i)\n...\n>>> i\n")
