@@ -42,7 +42,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# One Chromium per test module, not per session: Playwright's sync API runs an
+# event loop in the main thread while it is open, and Flask's async views
+# (asgiref's async_to_sync) refuse to run in a thread with a running loop, so
+# a session-wide browser broke every async view tested after the first browser
+# test (tests/site_checks/test_adversarial.py found it).
+@pytest.fixture(scope="module")
 def browser():
     executable = require_binary("chromium", "/usr/bin/chromium")
     from playwright.sync_api import sync_playwright
