@@ -5,7 +5,6 @@ import contextlib
 import hashlib
 import http.client
 import json
-import shutil
 import socket
 import tempfile
 import time
@@ -33,25 +32,6 @@ FILES = ROOT / "snippets" / "files"
 
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def files_dir(monkeypatch):
-    """A files folder with an 8 MiB file; servers started in the test see it.
-
-    World-readable, outside pytest's private tmp_path: nginx started as root
-    reads files as its unprivileged worker user."""
-    with tempfile.TemporaryDirectory(prefix="fsp-files-") as tmp:
-        folder = Path(tmp)
-        folder.chmod(0o755)
-        shutil.copy(FILES / "alphabet.txt", folder)
-        with (folder / "big.bin").open("wb") as out:
-            for block in range(8):
-                out.write(bytes([block]) * MiB)
-        for path in folder.iterdir():
-            path.chmod(0o644)
-        monkeypatch.setenv("FLASK_FILES_DIR", str(folder))
-        yield folder
 
 
 @pytest.fixture
