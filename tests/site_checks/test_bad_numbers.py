@@ -101,11 +101,18 @@ def test_malformed_count_is_400(case, value):
         response.close()
 
 
-@pytest.mark.parametrize("value", READ_AS_THREE, ids=READ_AS_THREE_IDS)
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+# HTTP header values are Latin-1: a client cannot send "٣" or "３" in one, so
+# those pairs are not generated (rather than skipped).
+SENDABLE = [
+    pytest.param(case, value, id=f"{case_id}-{value_id}")
+    for case, case_id in zip(CASES, CASE_IDS, strict=True)
+    for value, value_id in zip(READ_AS_THREE, READ_AS_THREE_IDS, strict=True)
+    if case[3] != "header" or value.isascii()
+]
+
+
+@pytest.mark.parametrize(("case", "value"), SENDABLE)
 def test_count_that_int_reads_as_three_is_three(case, value):
-    if case[3] == "header" and not value.isascii():
-        pytest.skip("HTTP header values are Latin-1: a client cannot send it")
     answers = []
     for sent in [value, "3"]:  # one at a time: each stream closed before the next
         response = send(case, sent)
