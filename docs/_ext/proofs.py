@@ -228,6 +228,7 @@ def proof_page(app, rel: str, tests: dict[str, Test], whole: bool) -> str:
             lines.append("No page cites this test.\n")
         lines.append(
             f".. literalinclude:: /../{rel}\n   :language: python\n"
+            f"   :caption: {rel}, lines {test.start} to {test.end}\n"
             f"   :lines: {test.start}-{test.end}\n   :lineno-match:\n"
         )
     return "\n".join(lines)
@@ -328,8 +329,8 @@ def link_captions(app, doctree) -> None:
         if not rel.startswith(("snippets/", "tests/")):
             continue
         docname = app.env.docname
-        if docname.startswith("code/"):
-            continue  # already the whole file
+        if docname.startswith(("code/", "proof/")):
+            continue  # already the whole file, or its own test's page
         for caption in block.parent.findall(nodes.caption):
             text = caption.astext()
             xref = addnodes.pending_xref(
