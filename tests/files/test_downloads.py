@@ -318,7 +318,9 @@ def test_report_from_an_open_file_does_not_claim_ranges(client, made_reports):
 def test_send_file_of_an_open_file_has_no_length_validators_or_ranges():
     """What index.rst says of send_file with an open file object: no length
     unless you set it, no ETag or Last-Modified, and with conditional=True a
-    Range request gets a 200 with the whole body under Accept-Ranges: bytes."""
+    Range request gets a 200 with the whole body under Accept-Ranges: bytes.
+    A BytesIO has a length and answers ranges, but has no validators either,
+    so a conditional request gets the whole body again."""
     demo = Flask(__name__)
     path = Path(app.config["FILES_DIR"])
 
@@ -339,6 +341,10 @@ def test_send_file_of_an_open_file_has_no_length_validators_or_ranges():
     assert "ETag" not in response.headers and "Last-Modified" not in response.headers
     ranged = client.get("/bytes", headers={"Range": "bytes=0-4"})
     assert (ranged.status_code, ranged.data) == (206, b"abcde")
+    whole = client.get("/bytes", headers={"If-None-Match": "*"})
+    assert (whole.status_code, whole.data) == (200, ALPHABET)
+    assert whole.content_length == len(ALPHABET)
+    assert "ETag" not in whole.headers and "Last-Modified" not in whole.headers
 
 
 @pytest.mark.parametrize(
