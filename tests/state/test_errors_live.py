@@ -64,6 +64,7 @@ def test_werkzeug_truncates_body_and_skips_errorhandler(live_server, caplog):
     data = received(live_server(app), "/broken")
     head, _, body = data.partition(HEAD_END)
     assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Content-Type: application/x-ndjson" in head
     assert b"Transfer-Encoding: chunked" in head
     assert body == FIRST_CHUNK  # no "0\r\n\r\n": the body is cut short
     assert "the 500 handler ran" not in caplog.text
@@ -76,6 +77,8 @@ def test_gunicorn_truncates_body_and_logs_error(kind):
         head, _, body = received(url, "/broken").partition(HEAD_END)
         text = wait_for_log(log, "RuntimeError: the data source failed")
     assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Content-Type: application/x-ndjson" in head
+    assert b"Transfer-Encoding: chunked" in head
     assert body == FIRST_CHUNK
     assert "[ERROR] Error handling request" in text
     assert "RuntimeError: the data source failed" in text
