@@ -166,6 +166,8 @@ def test_jobs_beyond_the_thread_cap_get_503_with_retry_after(
         assert refused.headers["Retry-After"] == "5"
         assert b"too many jobs are running" in refused.data
         assert threading.active_count() - before == 8
+        # A refused job stored nothing: only the 8 accepted jobs have events.
+        assert store.sql("SELECT COUNT(DISTINCT job) FROM events") == [(8,)]
     finally:
         release.set()
     assert wait_until(lambda: threading.active_count() == before)
