@@ -113,10 +113,24 @@ def test_redis_drops_slow_pubsub_clients_by_default():
 
 @pytest.mark.redis
 def test_redis_broker_serves_more_than_redis_pys_default_100_connections():
-    """redis-py 8 caps a connection pool at 100 and every subscriber holds one;
-    the snippet's broker raises the cap, so subscriber 101 still subscribes."""
+    """redis-py 8 caps a connection pool at 100 and every subscriber holds one:
+    with the default pool the 101st subscription fails with "Too many
+    connections"; the snippet's broker raises the cap, so subscriber 101
+    still subscribes."""
     with redis_server() as url:
-        assert redis.Redis.from_url(url).connection_pool.max_connections == 100
+        default = redis.Redis.from_url(url)
+        assert default.connection_pool.max_connections == 100
+        held = []
+        try:  # what a broker without max_connections would meet
+            for _ in range(100):
+                held.append(default.pubsub())
+                held[-1].subscribe("broadcast")
+            held.append(default.pubsub())
+            with pytest.raises(redis.ConnectionError, match="Too many connections"):
+                held[-1].subscribe("broadcast")
+        finally:
+            for pubsub in held:
+                pubsub.close()
         broker = RedisBroker(url, max_subscribers=150)
         listeners = [broker.listen() for _ in range(120)]
         try:
