@@ -38,6 +38,10 @@ def read_prompt(value, too_long=413):
         abort(400, 'send a non-empty "prompt"')
     if len(value) > MAX_PROMPT:
         abort(too_long, f"prompt is longer than {MAX_PROMPT} characters")
+    try:
+        value.encode()  # JSON's "\ud800" is a str that UTF-8 cannot encode
+    except UnicodeEncodeError:
+        abort(400, "prompt must be text that UTF-8 can encode")
     return value
 
 
@@ -49,7 +53,10 @@ async def error_as_json(error):
 # [generate]
 @app.post("/generate")
 async def generate():
-    payload = await request.get_json(silent=True)  # the body arrives async too
+    try:
+        payload = await request.get_json(silent=True)  # the body arrives async too
+    except RecursionError:  # "[[[[...": nested deeper than Python recurses
+        payload = None
     if not isinstance(payload, dict):
         abort(400, 'send JSON like {"prompt": "..."}')
     prompt = read_prompt(payload.get("prompt"))

@@ -1,7 +1,7 @@
 """snippets/quart_tokens.py through Quart's test client (each test runs its
-own event loop with asyncio.run): the same checks as tests/test_tokens.py,
-the same bytes as snippets/token_stream.py, and what Quart adds: a cancelled
-model on disconnect and a response timeout."""
+own event loop with asyncio.run): the validation checks of
+tests/formats/test_tokens.py, the same bytes as snippets/token_stream.py, and
+what Quart adds: a cancelled model on disconnect and a response timeout."""
 
 import asyncio
 import json
@@ -38,6 +38,24 @@ async def post(body=None, **kwargs):
 def test_bad_prompt_is_a_4xx_with_a_message(body, status, message):
     got_status, got_body = run(post(body))
     assert (got_status, json.loads(got_body)) == (status, {"error": message})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[" * 5000, 'send JSON like {"prompt": "..."}'),
+        ('{"prompt": ' + "[" * 5000, 'send JSON like {"prompt": "..."}'),
+        ('{"prompt": "\\ud800"}', "prompt must be text that UTF-8 can encode"),
+        ('{"prompt": "ok \\udfff"}', "prompt must be text that UTF-8 can encode"),
+    ],
+    ids=["deep-array", "deep-value", "lone-high-surrogate", "lone-low-surrogate"],
+)
+def test_too_deep_json_or_lone_surrogate_is_a_400_json_error_not_a_500(data, message):
+    """The Flask snippet's two fixes, in Quart too: get_json(silent=True)
+    lets RecursionError through (a 500), and "\\ud800" made the model fail on
+    its first token, after the 200 was sent."""
+    status, body = run(post(data=data, headers={"Content-Type": "application/json"}))
+    assert (status, json.loads(body)) == (400, {"error": message})
 
 
 def test_a_body_over_max_content_length_is_a_413():
