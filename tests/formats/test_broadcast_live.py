@@ -114,8 +114,8 @@ def test_redis_drops_slow_pubsub_clients_by_default():
 @pytest.mark.redis
 def test_redis_broker_serves_more_than_redis_pys_default_100_connections():
     """redis-py 8 caps a connection pool at 100 and every subscriber holds one:
-    with the default pool the 101st subscription fails with "Too many
-    connections"; the snippet's broker raises the cap, so subscriber 101
+    with the default pool the 101st subscription, and a publish after it,
+    fail with "Too many connections"; the snippet's broker raises the cap, so subscriber 101
     still subscribes."""
     with redis_server() as url:
         default = redis.Redis.from_url(url)
@@ -128,6 +128,8 @@ def test_redis_broker_serves_more_than_redis_pys_default_100_connections():
             held.append(default.pubsub())
             with pytest.raises(redis.ConnectionError, match="Too many connections"):
                 held[-1].subscribe("broadcast")
+            with pytest.raises(redis.ConnectionError, match="Too many connections"):
+                default.publish("broadcast", "and a publish fails too")
         finally:
             for pubsub in held:
                 pubsub.close()
