@@ -115,8 +115,8 @@ def test_redis_drops_slow_pubsub_clients_by_default():
 def test_redis_broker_serves_more_than_redis_pys_default_100_connections():
     """redis-py 8 caps a connection pool at 100 and every subscriber holds one:
     with the default pool the 101st subscription, and a publish after it,
-    fail with "Too many connections"; the snippet's broker raises the cap, so subscriber 101
-    still subscribes."""
+    fail with "Too many connections"; the snippet's broker raises the cap,
+    so subscriber 101 still subscribes."""
     with redis_server() as url:
         default = redis.Redis.from_url(url)
         assert default.connection_pool.max_connections == 100
