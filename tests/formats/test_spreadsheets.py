@@ -252,11 +252,26 @@ class TempWatch:
             self.peak = max(self.peak, self.size())
             time.sleep(0.002)
 
+    def sample_then(self, delete):
+        """os.unlink or os.remove, measuring first: files here only grow until
+        they are deleted, so the peak is just before a deletion or at the
+        end. (Polling alone missed it on a loaded machine.)"""
+
+        def wrapper(path, *args, **kwargs):
+            if str(path).startswith(self.folder):
+                self.peak = max(self.peak, self.size())
+            return delete(path, *args, **kwargs)
+
+        return wrapper
+
     def __enter__(self):
+        self.saved = os.unlink, os.remove
+        os.unlink, os.remove = map(self.sample_then, self.saved)
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
+        os.unlink, os.remove = self.saved
         self.done.set()
         self.thread.join()
         self.peak = max(self.peak, self.size())
