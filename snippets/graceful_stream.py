@@ -68,21 +68,20 @@ def events():
         n, how = last, "ended"  # n: the last event this client has
         try:
             yield f"retry: {RETRY_MS}\n\n"  # sends the headers at once
-            while True:
+            while not shutdown.is_set():  # checked before every event
                 if n < current_tick():  # catch up first, then live
                     n += 1
                     yield event("tick", {"n": n, "pid": os.getpid()}, id=n)
                     continue
                 wait = (n + 1) * TICK_MS / 1000 - time.time()
                 # Wait for the next event OR for shutdown, never for a sleep.
-                if shutdown.wait(min(max(wait, 0), HEARTBEAT_SECONDS)):
-                    how = "shutdown"
-                    # Jitter: a thousand clients must not all come back at once.
-                    retry = RETRY_MS + random.randrange(RETRY_MS)
-                    yield event("bye", {"after": n}, retry=retry)
-                    return
-                if wait > HEARTBEAT_SECONDS:
+                woken = shutdown.wait(min(max(wait, 0), HEARTBEAT_SECONDS))
+                if not woken and wait > HEARTBEAT_SECONDS:
                     yield ": keep-alive\n\n"
+            how = "shutdown"
+            # Jitter: a thousand clients must not all come back at once.
+            retry = RETRY_MS + random.randrange(RETRY_MS)
+            yield event("bye", {"after": n}, retry=retry)
         except BaseException as exc:  # GeneratorExit, SystemExit, GreenletExit
             how = type(exc).__name__
             raise
