@@ -16,6 +16,9 @@ BUILDDIR    := _build
 PORT        ?= 8000
 LIVEOPTS    ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers for make test (0: one process). Most live tests wait on a
+# socket or a timeout, so more workers than the 2 cores pay off.
+PYTEST_WORKERS ?= 4
 LINT_PATHS  := snippets tests bench conf.py conftest.py docs/_intersphinx docs/_ext
 
 .PHONY: help venv system screenshots html livehtml test doctest lint format bench inventories lock clean Makefile
@@ -65,7 +68,7 @@ COVERAGERC := $(BUILDDIR)/coveragerc
 
 test: system html lint
 	@$(BIN)/python -m tests.tiers coveragerc $(COVERAGERC)
-	$(BIN)/python -m pytest --cov-config=$(COVERAGERC) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov-config=$(COVERAGERC) -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 doctest: $(STAMP)
 	$(BIN)/python -m pytest docs snippets --no-cov $(PYTEST_ARGS)

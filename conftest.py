@@ -3,6 +3,7 @@ snippets/. This must be the ROOT conftest so that Sybil sees docs/ and
 snippets/ (pytest only asks conftest files at or above a path to collect it).
 """
 
+import re
 from doctest import ELLIPSIS, NORMALIZE_WHITESPACE
 
 from sybil import Sybil
@@ -42,3 +43,80 @@ docstrings = Sybil(
 )
 
 pytest_collect_file = (pages + docstrings).pytest()
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs ``-n``), each worker gets a
+    temporary folder of its own: snippets keep their files in
+    ``tempfile.gettempdir()`` (uploads, job databases, session files), and a
+    test that checks that a folder is left empty must not see another
+    worker's files. Servers the tests start inherit it (TMPDIR). Removed when
+    the worker ends."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is None:
+        return
+    import os
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix=f"fsp-{worker}-")
+    # Servers that drop root (nginx's workers, PostgreSQL) must enter it.
+    os.chmod(folder, 0o755)
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
+    config._fsp_tmpdir = folder
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_fsp_tmpdir", None)
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- pytest-xdist: which tests run together, and which start first ------------
+#
+# ``make test`` runs ``pytest -n N --dist loadscope``, with this scheduler: the
+# tests of one file go to one worker and run there in order (a page's examples
+# share one namespace, and a module's fixtures start its servers once), except
+# the tests whose id matches SPREAD, which each go where a worker is free (the
+# walks over the built site, cut into parts). Files in SLOW_FIRST start first,
+# so that the longest do not begin last and hold the run up. (xdist's own
+# ``loadgroup`` does not work with pytest 9.2: it renames ``item._nodeid``,
+# which pytest 9.2 no longer reads, so every test became a group of its own.)
+SPREAD = re.compile(r"^tests/site_checks/test_built_site_browser\.py::.*\[\d+of\d+\]$")
+SLOW_FIRST = [  # from ``--durations``: the longest scopes, longest first
+    "tests/test_performance.py",
+    "tests/deploy/test_servers_live.py",
+    "tests/formats/test_database.py",
+    "tests/deploy/test_restarts_live.py",
+    "tests/formats/test_zip.py",
+    "tests/site_checks/test_adversarial.py",
+    "tests/async/test_views_live.py",
+    "tests/deploy/test_restarts_browser.py",
+    "tests/state/test_jobs_live.py",
+    "tests/formats/test_spreadsheets_live.py",
+]
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None  # any other --dist: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        ordered = False
+
+        def _split_scope(self, nodeid):
+            return nodeid if SPREAD.match(nodeid) else nodeid.split("::", 1)[0]
+
+        def _assign_work_unit(self, node):
+            if not self.ordered:  # the queue is complete by the first call
+                self.ordered = True
+                spread = [scope for scope in self.workqueue if SPREAD.match(scope)]
+                for scope in [*reversed(SLOW_FIRST), *spread]:
+                    if scope in self.workqueue:
+                        self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return Scheduling(config, log)

@@ -10,7 +10,7 @@ import contextlib
 import pytest
 
 from tests import tiers
-from tests.servers import SKIPPED_TIERS, require_binary, werkzeug_server
+from tests.servers import SKIPPED_TIERS, STRICT, require_binary, werkzeug_server
 
 
 @pytest.fixture
@@ -69,6 +69,9 @@ def page(browser):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One line per tier that skipped, with the command that enables it."""
-    for name in sorted(SKIPPED_TIERS):
+    """One line per tier that skipped, with the command that enables it.
+    Under pytest-xdist the tests ran in the workers, so the controller also
+    asks tests/tiers.py which binaries are missing."""
+    missing = set(SKIPPED_TIERS) | (set() if STRICT else set(tiers.missing()))
+    for name in sorted(missing):
         terminalreporter.write_line(tiers.enable_line(name), yellow=True)

@@ -56,10 +56,28 @@ def require_binary(name: str, *candidates: str) -> str:
     pytest.skip(reason)
 
 
+# Ports for the servers the tests start: below Linux's ephemeral range
+# (32768-60999, where every client socket takes its local port, so a port we
+# hand out cannot be taken meanwhile by a client), one slice per pytest-xdist
+# worker (gw0, gw1, ...), so two workers never pick the same port.
+PORTS_LOW, PORTS_HIGH, PORT_SLICES = 10000, 32767, 8
+_next_port = None
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port no one listens on, from this process's own slice."""
+    global _next_port
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    size = (PORTS_HIGH - PORTS_LOW) // PORT_SLICES
+    low = PORTS_LOW + (int(worker) % PORT_SLICES if worker.isdecimal() else 0) * size
+    if _next_port is None or not low <= _next_port < low + size:
+        _next_port = low + (os.getpid() % size)
+    for _ in range(size):
+        port, _next_port = _next_port, low + (_next_port + 1 - low) % size
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            return port
+    raise ServerDidNotStart(f"no free port in {low}-{low + size - 1}")
 
 
 def wait_for_port(port: int, proc: subprocess.Popen | None = None) -> None:

@@ -29,6 +29,21 @@ HTML = ROOT / "_build" / "html"
 DOCS = ROOT / "docs"
 WIDTHS = {"desktop": 1366, "phone": 390}
 SKIP_TOP = {"_static", "_sources", "_images", "genindex.html", "search.html"}
+# Each walk over the site is cut into parts, each a test of its own that
+# pytest-xdist may run in another worker (``make test`` runs ``-n``; see
+# SPREAD in conftest.py): the walks are the longest tests of the suite. Part i
+# takes every n-th page.
+PARTS = {"overflow": 2, "paste": 3, "axe": 4}
+
+
+def parts(walk):
+    """The ids 1of4, 2of4...: conftest.py's scheduler spreads such tests."""
+    n = PARTS[walk]
+    return [pytest.param(i, id=f"{i + 1}of{n}") for i in range(n)]
+
+
+def share(pages, walk, part):
+    return pages[part :: PARTS[walk]]
 
 
 def site_pages(generated=False):
@@ -102,16 +117,20 @@ OVERFLOW = """(phone) => {
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
-def test_no_page_scrolls_sideways_and_no_table_is_cut_off(site, tab, width):
-    pages = site_pages(generated=True)
-    assert len(pages) > 40
-    tab.set_viewport_size({"width": width, "height": 900})
+@pytest.mark.parametrize("part", parts("overflow"))
+def test_no_page_scrolls_sideways_and_no_table_is_cut_off(site, tab, part):
+    """Every page, generated ones included, at each width of WIDTHS: the page
+    is loaded once and laid out at each width in turn."""
+    every = site_pages(generated=True)
+    assert len(every) > 40
     found = {}
-    for rel in pages:
+    for rel in share(every, "overflow", part):
+        tab.set_viewport_size({"width": WIDTHS["desktop"], "height": 900})
         tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
-        if problems := tab.evaluate(OVERFLOW, width < 600):
-            found[rel] = problems
+        for name, width in WIDTHS.items():
+            tab.set_viewport_size({"width": width, "height": 900})
+            if problems := tab.evaluate(OVERFLOW, width < 600):
+                found[f"{rel} at {name} ({width} px)"] = problems
     assert not found
 
 
@@ -179,9 +198,13 @@ def pages_with_examples():
 
 
 @pytest.mark.timeout(600)
-def test_every_copied_example_runs_when_pasted_into_a_repl(site, tab, monkeypatch):
-    pages = pages_with_examples()
-    assert len(pages) > 15
+@pytest.mark.parametrize("part", parts("paste"))
+def test_every_copied_example_runs_when_pasted_into_a_repl(
+    site, tab, monkeypatch, part
+):
+    every = pages_with_examples()
+    assert len(every) > 15
+    pages = share(every, "paste", part)
     monkeypatch.chdir(ROOT)
     failures, blocks = [], 0
     # A reader's REPL has no running event loop; Playwright's thread does. The
@@ -202,7 +225,7 @@ def test_every_copied_example_runs_when_pasted_into_a_repl(site, tab, monkeypatc
         teardown = setup_code(rel, teardown=True)
         repl.submit(console.runsource, teardown, symbol="exec").result()
     repl.shutdown()
-    assert blocks > 150
+    assert blocks > 150 // PARTS["paste"]  # over 150 on the whole site
     assert not failures
 
 
@@ -234,14 +257,16 @@ def generated_samples():
 
 
 @pytest.mark.timeout(900)
-def test_axe_finds_no_critical_or_serious_violation(site, tab):
+@pytest.mark.parametrize("part", parts("axe"))
+def test_axe_finds_no_critical_or_serious_violation(site, tab, part):
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
     tab.set_viewport_size({"width": 1366, "height": 900})
     found = {}
     pages = site_pages() + generated_samples()
-    for rel in pages:
+    assert len(pages) > 40
+    for rel in share(pages, "axe", part):
         tab.goto(f"{site}/{rel}", wait_until="domcontentloaded")
         results = axe.run(tab)
         bad = [
