@@ -69,7 +69,7 @@ def read_to_close_or_end(sock):
 
 def test_a_late_first_byte_is_a_504(behind_nginx, live_server):
     """The work takes 2 s, the proxy waits 1 s for the response to start:
-    the client gets nginx's 504, never the answer (which the app does make)."""
+    the client gets nginx's 504 within 1 to 2 s of asking, never the answer."""
     status, _, seconds = get(behind_nginx, "/answer?seconds=2")
     assert status == "HTTP/1.1 504 Gateway Time-out"
     assert LIMIT <= seconds < 2
@@ -77,7 +77,7 @@ def test_a_late_first_byte_is_a_504(behind_nginx, live_server):
 
 def test_a_first_byte_at_once_then_silence_is_cut(behind_nginx):
     """Started at once, then 2 s of silence: the status is 200, but the body
-    is cut a second after the first byte, without its last chunk."""
+    is cut without its last chunk, 1 to 2 s after the request."""
     status, body, seconds = get(behind_nginx, "/work?seconds=2&heartbeat_ms=0")
     assert status == "HTTP/1.1 200 OK"
     assert b": started" in body
