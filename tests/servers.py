@@ -263,7 +263,7 @@ http {{
     scgi_temp_path {tmp}/scgi;
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen};
         {server}
     }}
 }}
@@ -271,9 +271,10 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(server_block: str) -> Iterator[str]:
+def nginx(server_block: str, *, listen: str = "") -> Iterator[str]:
     """Debian's nginx, unprivileged on loopback, with ``server_block`` inside
     its ``server {}``; every temp, pid and log path is in a temporary folder.
+    ``listen`` is appended to its ``listen`` directive (``" sndbuf=4k"``).
     Yields the base URL."""
     binary = require_binary("nginx", "/usr/sbin/nginx")
     port = free_port()
@@ -282,7 +283,9 @@ def nginx(server_block: str) -> Iterator[str]:
         # be able to enter the folder that holds their temp paths.
         os.chmod(tmp, 0o755)
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, server=server_block))
+        conf.write_text(
+            NGINX_CONF.format(tmp=tmp, port=port, listen=listen, server=server_block)
+        )
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
         with process_server(argv, port):
             yield f"http://127.0.0.1:{port}"
@@ -741,9 +744,12 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def nginx_http(http_block: str, server_block: str) -> Iterator[str]:
+def nginx_http(
+    http_block: str, server_block: str, *, listen: str = ""
+) -> Iterator[str]:
     """:func:`nginx` with ``http_block`` at ``http {}`` level too (an
-    ``upstream``, say) before the ``server {}``. Yields the base URL."""
+    ``upstream``, say) before the ``server {}``, and ``listen`` as there.
+    Yields the base URL."""
     binary = require_binary("nginx", "/usr/sbin/nginx")
     port = free_port()
     template = NGINX_CONF.replace("    server {{", "    {http}\n    server {{", 1)
@@ -751,7 +757,9 @@ def nginx_http(http_block: str, server_block: str) -> Iterator[str]:
         os.chmod(tmp, 0o755)  # see nginx(): workers must enter the folder
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(
-            template.format(tmp=tmp, port=port, http=http_block, server=server_block)
+            template.format(
+                tmp=tmp, port=port, listen=listen, http=http_block, server=server_block
+            )
         )
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
         with process_server(argv, port):
