@@ -41,6 +41,7 @@ def test_each_yield_is_one_chunk_on_the_wire(live_server):
     assert status == "HTTP/1.1 200 OK"
     assert headers["content-type"] == "text/plain; charset=utf-8"
     assert headers["transfer-encoding"] == "chunked"
+    assert headers["connection"] == "close"  # as the page shows
     assert "content-length" not in headers
     assert body == b"7\r\nline 1\n\r\n7\r\nline 2\n\r\n0\r\n\r\n"
 
