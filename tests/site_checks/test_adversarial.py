@@ -225,7 +225,7 @@ LIES = st.sampled_from(["zero", "half", "over", "huge"])  # a Content-Length tha
 COIN, ONE_IN_FOUR = st.booleans(), st.integers(0, 3)
 
 
-STRATEGIES: dict = {}  # (snippet, rule's endpoint) -> what route_strategies built
+STRATEGIES: dict = {}  # (snippet, endpoint, rule) -> what build_strategies made
 
 
 def route_strategies(name, rule):
