@@ -26,16 +26,22 @@ ENDED: dict[str, str] = {}  # stream id -> why it ended (for the tests)
 client_gone: contextvars.ContextVar = contextvars.ContextVar("client_gone")
 
 
+def whole_number(name, default, low, high):
+    raw = request.args.get(name, default)
+    try:
+        number = int(raw)
+    except ValueError:
+        abort(400, f"{name} must be a whole number from {low} to {high}")
+    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
+        abort(400, f"{name} must be a whole number from {low} to {high}")
+    return number
+
+
 # [ticks]
 @app.get("/ticks")
 def ticks():
-    try:
-        seconds = int(request.args.get("seconds", "30"))
-        interval = int(request.args.get("interval_ms", "200")) / 1000
-    except ValueError:
-        abort(400, "seconds and interval_ms must be whole numbers")
-    if not (1 <= seconds <= MAX_SECONDS and 0 <= interval <= 10):
-        abort(400, f"seconds: 1 to {MAX_SECONDS}; interval_ms: 0 to 10000")
+    seconds = whole_number("seconds", "30", 1, MAX_SECONDS)
+    interval = whole_number("interval_ms", "200", 0, 10_000) / 1000
     stream_id = request.args.get("id", "ticks")[:32]
     gone = client_gone.get(None) or threading.Event()  # never set: no bridge
     deadline = time.monotonic() + seconds  # the bound on every server

@@ -30,12 +30,13 @@ async def ticks(count):
 
 
 def read_count():
+    raw = request.args.get("count", "3")
     try:
-        count = int(request.args.get("count", "3"))
+        count = int(raw)
     except ValueError:
-        abort(400, "count must be a whole number")
-    if not 0 <= count <= 10_000:
-        abort(400, "count must be between 0 and 10000")
+        abort(400, "count must be a whole number from 0 to 10000")
+    if not (raw.isascii() and raw.isdecimal()) or not 0 <= count <= 10_000:
+        abort(400, "count must be a whole number from 0 to 10000")
     return count
 
 

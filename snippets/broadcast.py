@@ -107,11 +107,12 @@ def event(name, data):
 
 @app.get("/stream")
 def stream():
+    raw = request.args.get("limit", str(MAX_LIMIT))  # then end the stream
     try:
-        limit = int(request.args.get("limit", MAX_LIMIT))  # then end the stream
+        limit = int(raw)
     except ValueError:
         abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    if not 1 <= limit <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= limit <= MAX_LIMIT:
         abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
 
     def generate():

@@ -96,7 +96,7 @@ def whole_number(raw, name, low, high):
         value = int(raw)
     except ValueError:
         abort(400, f"{name} must be a whole number from {low} to {high}")
-    if not low <= value <= high:
+    if not (raw.isascii() and raw.isdecimal()) or not low <= value <= high:
         abort(400, f"{name} must be a whole number from {low} to {high}")
     return value
 

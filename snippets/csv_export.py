@@ -90,11 +90,12 @@ def csv_chunks(rows, chunk_size=CHUNK_SIZE):
 # [view]
 @app.get("/export.csv")
 def export():
+    raw = request.args.get("rows", "1000")
     try:
-        rows = int(request.args.get("rows", "1000"))
+        rows = int(raw)
     except ValueError:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-    if not 1 <= rows <= MAX_ROWS:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
     name = secure_filename(request.args.get("name", "")) or "export"
     filename = f"{name}-{date.today().isoformat()}.csv"

@@ -27,11 +27,12 @@ def download(name):
 
 
 def rows_arg():
+    raw = request.args.get("rows", "10")
     try:
-        rows = int(request.args.get("rows", "10"))
+        rows = int(raw)
     except ValueError:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-    if not 1 <= rows <= MAX_ROWS:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
     return rows
 

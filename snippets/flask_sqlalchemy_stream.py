@@ -65,7 +65,7 @@ def stock():
         rows = int(raw)
     except ValueError:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-    if not 1 <= rows <= MAX_ROWS:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
     # Build the query in the view; run it in the generator.
     stmt = (

@@ -61,6 +61,9 @@ def events():
         last = int(raw)
     except ValueError:
         abort(400, "Last-Event-ID must be the id of an event from this stream")
+    # int() also reads " 3", "+3" and other scripts' digits: ASCII digits only.
+    if not (raw.isascii() and raw.isdecimal()):
+        abort(400, "Last-Event-ID must be the id of an event from this stream")
     if not now - MAX_BACKLOG <= last <= now:
         abort(400, f"Last-Event-ID must be one of the last {MAX_BACKLOG} events")
 

@@ -20,12 +20,13 @@ def slow_job(seconds):
 
 
 def whole_number(name, default, high):
+    raw = request.args.get(name, str(default))
     try:
-        value = int(request.args.get(name, default))
+        value = int(raw)
     except ValueError:
-        abort(400, f"{name} must be a whole number")
-    if not 0 <= value <= high:
-        abort(400, f"{name} must be from 0 to {high}")
+        abort(400, f"{name} must be a whole number from 0 to {high}")
+    if not (raw.isascii() and raw.isdecimal()) or not 0 <= value <= high:
+        abort(400, f"{name} must be a whole number from 0 to {high}")
     return value
 
 

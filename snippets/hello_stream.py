@@ -11,11 +11,13 @@ MAX_COUNT = 10_000
 @app.get("/count")
 def count():
     # Validate before the stream starts: a 400 is still possible here.
+    raw = request.args.get("n", "3")
     try:
-        n = int(request.args.get("n", "3"))
+        n = int(raw)
     except ValueError:
         abort(400, f"n must be a whole number from 1 to {MAX_COUNT}")
-    if not 1 <= n <= MAX_COUNT:
+    # int() also reads " 3", "+3" and other scripts' digits: ASCII digits only.
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= n <= MAX_COUNT:
         abort(400, f"n must be a whole number from 1 to {MAX_COUNT}")
 
     def generate():

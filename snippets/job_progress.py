@@ -111,11 +111,12 @@ def jobs():
 
 # [start]
 def whole_number(name, low, high):
+    raw = request.form.get(name, "")
     try:
-        number = int(request.form.get(name, ""))
+        number = int(raw)
     except ValueError:
         abort(400, f"{name} must be a whole number from {low} to {high}")
-    if not low <= number <= high:
+    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
         abort(400, f"{name} must be a whole number from {low} to {high}")
     return number
 
@@ -153,11 +154,14 @@ def job_status(job_id):
 def job_events(job_id):
     store = jobs()
     number, event = last_event(store, job_id)
-    try:  # the id of the last event a reconnecting browser saw
-        after = int(request.headers.get("Last-Event-ID", "0"))
+    # The id of the last event a reconnecting browser saw.
+    raw = request.headers.get("Last-Event-ID", "0")
+    try:
+        after = int(raw)
     except ValueError:
         abort(400, f"Last-Event-ID must be a whole number from 0 to {number}")
-    if not 0 <= after <= number:  # an id this job never sent: it would wait forever
+    # An id this job never sent would wait forever.
+    if not (raw.isascii() and raw.isdecimal()) or not 0 <= after <= number:
         abort(400, f"Last-Event-ID must be a whole number from 0 to {number}")
     if after == number and event["state"] in ENDED:
         return "", 204  # nothing more will come: EventSource stops reconnecting

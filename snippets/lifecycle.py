@@ -91,11 +91,12 @@ def respond(body):
 
 
 def count_arg():
+    raw = request.args.get("n", "2")
     try:
-        n = int(request.args.get("n", "2"))
+        n = int(raw)
     except ValueError:
         abort(400, "n must be a whole number from 1 to 1000")
-    if not 1 <= n <= 1000:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= n <= 1000:
         abort(400, "n must be a whole number from 1 to 1000")
     return n
 
@@ -158,11 +159,12 @@ def database():
 # [disconnect]
 @app.get("/wait")
 def wait():
+    raw = request.args.get("seconds", "")
     try:
-        seconds = int(request.args.get("seconds", ""))
+        seconds = int(raw)
     except ValueError:
         abort(400, "seconds must be a whole number from 1 to 30")
-    if not 1 <= seconds <= 30:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= seconds <= 30:
         abort(400, "seconds must be a whole number from 1 to 30")
     if request.args.get("beat") not in {"yes", "no"}:
         abort(400, "beat must be yes or no")

@@ -40,7 +40,7 @@ def lines_arg():
         lines = int(raw)
     except ValueError:
         abort(400, "lines must be a whole number from 1 to 1,000")
-    if not 1 <= lines <= 1000:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= lines <= 1000:
         abort(400, "lines must be a whole number from 1 to 1,000")
     return lines
 

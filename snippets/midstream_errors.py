@@ -48,10 +48,13 @@ def city_districts(city):
     # Everything that can be checked is checked before the stream starts.
     if city not in CITIES:
         abort(404, f"unknown city {city!r}; known: {', '.join(sorted(CITIES))}")
-    try:  # int() is the check: "--1" or 5,000 digits raise ValueError
-        fail_after = int(request.args.get("fail_after", "-1"))
+    raw = request.args.get("fail_after", "-1")  # -1: never
+    try:  # "--1" or 5,000 digits raise ValueError
+        fail_after = int(raw)
     except ValueError:
         abort(400, "fail_after must be a whole number")
+    if not (raw.isascii() and raw.removeprefix("-").isdecimal()):
+        abort(400, "fail_after must be a whole number")  # int() also reads "+1"
 
     def generate():
         sent = 0

@@ -23,11 +23,12 @@ def records(count):
 
 
 def parse_count():
+    raw = request.args.get("count", "3")
     try:
-        count = int(request.args.get("count", "3"))
+        count = int(raw)
     except ValueError:
         abort(400, f"count must be a whole number from 0 to {MAX_COUNT:,}")
-    if not 0 <= count <= MAX_COUNT:
+    if not (raw.isascii() and raw.isdecimal()) or not 0 <= count <= MAX_COUNT:
         abort(400, f"count must be a whole number from 0 to {MAX_COUNT:,}")
     return count
 

@@ -18,7 +18,7 @@ def rows_arg():
         rows = int(raw)
     except ValueError:
         abort(400, "rows must be a whole number from 1 to 1,000")
-    if not 1 <= rows <= 1000:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= 1000:
         abort(400, "rows must be a whole number from 1 to 1,000")
     return rows
 

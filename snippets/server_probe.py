@@ -26,11 +26,12 @@ _open = {"streams": 0}
 
 
 def whole_number(name, default, low, high):
+    raw = request.args.get(name, str(default))
     try:
-        number = int(request.args.get(name, default))
+        number = int(raw)
     except ValueError:
         abort(400, f"{name} must be a whole number from {low} to {high}")
-    if not low <= number <= high:
+    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
         abort(400, f"{name} must be a whole number from {low} to {high}")
     return number
 

@@ -99,11 +99,12 @@ def outcomes():
 
 @streams.get("/export")
 def export():
+    raw = request.args.get("lines", "3")
     try:
-        lines = int(request.args.get("lines", "3"))
+        lines = int(raw)
     except ValueError:
         abort(400, f"lines must be a whole number from 1 to {MAX_LINES}")
-    if not 1 <= lines <= MAX_LINES:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= lines <= MAX_LINES:
         abort(400, f"lines must be a whole number from 1 to {MAX_LINES}")
     key = f"export:{uuid.uuid4().hex}"
     session["last_export"] = key  # the key goes in the session, in the view

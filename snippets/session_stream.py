@@ -115,11 +115,12 @@ def connect():
 
 @bp.get("/report")
 def report():
+    raw = request.args.get("lines", "3")
     try:
-        lines = int(request.args.get("lines", "3"))
+        lines = int(raw)
     except ValueError:
         abort(400, f"lines must be a whole number from 1 to {MAX_LINES}")
-    if not 1 <= lines <= MAX_LINES:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= lines <= MAX_LINES:
         abort(400, f"lines must be a whole number from 1 to {MAX_LINES}")
     run_id = uuid.uuid4().hex
     session["run_id"] = run_id  # only the id goes in the session, before streaming

@@ -51,7 +51,7 @@ def read_int(name, low, high, default):
         number = int(raw)
     except ValueError:
         abort(400, f"{name} must be a whole number from {low} to {high}")
-    if not low <= number <= high:
+    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
         abort(400, f"{name} must be a whole number from {low} to {high}")
     return number
 

@@ -122,11 +122,12 @@ def render_table(engine, stmt, title):
 # [view]
 @app.get("/stock")
 def stock():
+    raw = request.args.get("rows", "1000")
     try:
-        rows = int(request.args.get("rows", "1000"))
+        rows = int(raw)
     except ValueError:
         abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
-    if not 1 <= rows <= SAMPLE_ROWS:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= SAMPLE_ROWS:
         abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
     warehouse = request.args.get("warehouse")
     if warehouse is not None and warehouse not in WAREHOUSES:

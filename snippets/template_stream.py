@@ -16,11 +16,12 @@ MAX_ROWS = 100_000
 
 
 def parse_rows(default=5):
+    raw = request.args.get("rows", str(default))
     try:
-        rows = int(request.args.get("rows", default))
+        rows = int(raw)
     except ValueError:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-    if not 1 <= rows <= MAX_ROWS:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
         abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
     return rows
 

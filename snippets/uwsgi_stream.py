@@ -26,9 +26,9 @@ def number(name, default, high):
     try:
         value = int(raw)
     except ValueError:
-        abort(400, f"{name} must be a whole number")
-    if not 0 <= value <= high:
-        abort(400, f"{name} must be from 0 to {high}")
+        abort(400, f"{name} must be a whole number from 0 to {high}")
+    if not (raw.isascii() and raw.isdecimal()) or not 0 <= value <= high:
+        abort(400, f"{name} must be a whole number from 0 to {high}")
     return value
 
 

@@ -78,11 +78,12 @@ def bundle():
             abort(404, f"no file named {name!r} is on offer")
     rows = 0  # no generated member unless asked for
     if "rows" in request.args:
+        raw = request.args["rows"]
         try:
-            rows = int(request.args["rows"])
+            rows = int(raw)
         except ValueError:
             abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-        if not 1 <= rows <= MAX_ROWS:
+        if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
             abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
     if not names and not rows:
         abort(400, "ask for at least one file or for rows")

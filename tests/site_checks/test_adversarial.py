@@ -10,9 +10,10 @@ part of it, then the response is closed) must be produced without an
 exception, except on the routes in ON_PURPOSE, whose pages show a failure.
 Afterwards no file may be left in any folder a snippet writes to.
 
-Sleeps in the snippets run on a virtual clock, so a stream that waits (SSE
-heartbeats, MJPEG frames, job polling) runs at full speed and a stream that
-never ends is cut after MAX_CHUNKS chunks.
+Sleeps and timed waits on a threading.Event in the snippets run on a virtual
+clock, so a stream that waits (SSE heartbeats, MJPEG frames, job polling, a
+graceful_stream tick, an asgi_bridge interval) runs at full speed and a stream
+that never ends is cut after MAX_CHUNKS chunks. One test client per app.
 """
 
 from __future__ import annotations
@@ -205,65 +206,108 @@ def segment_for(converter, is_path):
     return typed
 
 
+def names_or_text(names, **text):
+    """A parameter name the view reads, or any other name."""
+    own = st.sampled_from(names) if names else st.nothing()
+    return own | st.text(**text)
+
+
+# Built once: a strategy made inside the draw is validated again on every
+# example, which cost more than sending the requests.
+HEADER_NAMES = st.sets(st.sampled_from(sorted(HEADER_VALUES)), max_size=3)
+HEADER_VALUE = {name: st.sampled_from(values) for name, values in HEADER_VALUES.items()}
+ONE_LINE = text_values.filter(lambda v: "\n" not in v)
+BODY_KINDS = st.sampled_from(["none", "json", "raw-json", "form", "bytes"])
+RAW_JSON = st.sampled_from(JSON_BODIES)
+BYTES = st.binary(max_size=200)
+CONTENT_TYPE = st.sampled_from(CONTENT_TYPES)
+LIES = st.sampled_from(["zero", "half", "over", "huge"])  # a Content-Length that lies
+COIN, ONE_IN_FOUR = st.booleans(), st.integers(0, 3)
+
+
+STRATEGIES: dict = {}  # (snippet, endpoint, rule) -> what build_strategies made
+
+
+def route_strategies(name, rule):
+    """Everything ``requests`` draws for one route, built once."""
+    key = (name, rule.endpoint, rule.rule)
+    if key not in STRATEGIES:
+        STRATEGIES[key] = build_strategies(name, rule)
+    return STRATEGIES[key]
+
+
+def build_strategies(name, rule):
+    names = NAMES[name]
+    own = sorted(rule.methods - {"HEAD", "OPTIONS"})
+    keys = names_or_text(names["json"], max_size=8)
+    return {
+        "segments": {
+            arg: segment_for(
+                type(conv).__name__, type(conv).__name__ == "PathConverter"
+            )
+            for arg, conv in rule._converters.items()
+        },
+        "method": st.sampled_from(own) | st.sampled_from(METHODS),
+        "query": st.dictionaries(
+            names_or_text(names["args"], min_size=1, max_size=8), text_values
+        ),
+        "own_headers": (
+            st.sets(st.sampled_from(names["headers"]), max_size=2)
+            if names["headers"]
+            else st.just(set())
+        ),
+        "json": st.dictionaries(keys, json_values, max_size=4) | json_values,
+        "form": st.dictionaries(
+            names_or_text(names["form"], min_size=1, max_size=8), text_values
+        ),
+    }
+
+
 @st.composite
 def requests(draw, name, rule):
-    names = NAMES[name]
+    strategies = route_strategies(name, rule)
     path = rule.rule
-    for arg, conv in rule._converters.items():
-        kind = type(conv).__name__
-        seg = draw(segment_for(kind, kind == "PathConverter"))
+    for arg, segments in strategies["segments"].items():
+        seg = draw(segments)
         path = re.sub(rf"<(?:[^:<>]+:)?{arg}>", lambda _m, s=seg: s, path)
-    own = sorted(rule.methods - {"HEAD", "OPTIONS"})
-    method = draw(st.sampled_from(own) | st.sampled_from(METHODS))
+    method = draw(strategies["method"])
 
-    arg_names = st.sampled_from(names["args"]) if names["args"] else st.nothing()
-    query = draw(
-        st.dictionaries(arg_names | st.text(min_size=1, max_size=8), text_values)
-    )
+    query = draw(strategies["query"])
     if query:
         path += "?" + urlencode(
             {k: v.encode("utf-8", "surrogatepass") for k, v in query.items()}
         )
 
     headers = {}
-    for header in draw(st.sets(st.sampled_from(sorted(HEADER_VALUES)), max_size=3)):
-        headers[header] = draw(st.sampled_from(HEADER_VALUES[header]))
-    for header in (
-        draw(st.sets(st.sampled_from(names["headers"]), max_size=2))
-        if (names["headers"])
-        else ()
-    ):
-        headers[header] = draw(text_values.filter(lambda v: "\n" not in v))
+    for header in draw(HEADER_NAMES):
+        headers[header] = draw(HEADER_VALUE[header])
+    for header in draw(strategies["own_headers"]):
+        headers[header] = draw(ONE_LINE)
 
-    kind = draw(st.sampled_from(["none", "json", "raw-json", "form", "bytes"]))
+    kind = draw(BODY_KINDS)
     body = b""
     if kind == "json":
-        keys = st.sampled_from(names["json"]) if names["json"] else st.nothing()
-        doc = draw(
-            st.dictionaries(keys | st.text(max_size=8), json_values, max_size=4)
-            | json_values
-        )
-        body = json.dumps(doc).encode()
+        body = json.dumps(draw(strategies["json"])).encode()
         headers.setdefault("Content-Type", "application/json")
     elif kind == "raw-json":
-        body = draw(st.sampled_from(JSON_BODIES))
+        body = draw(RAW_JSON)
         headers.setdefault("Content-Type", "application/json")
     elif kind == "form":
-        fields = st.sampled_from(names["form"]) if names["form"] else st.nothing()
-        form = draw(
-            st.dictionaries(fields | st.text(min_size=1, max_size=8), text_values)
-        )
+        form = draw(strategies["form"])
         body = urlencode(
             {k: v.encode("utf-8", "surrogatepass") for k, v in form.items()}
         ).encode()
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     elif kind == "bytes":
-        body = draw(st.binary(max_size=200))
-    if draw(st.booleans()):
-        headers["Content-Type"] = draw(st.sampled_from(CONTENT_TYPES))
+        body = draw(BYTES)
+    if draw(COIN):
+        headers["Content-Type"] = draw(CONTENT_TYPE)
     length = None
-    if body and draw(st.integers(0, 3)) == 0:  # a Content-Length that lies
-        length = draw(st.sampled_from([0, len(body) // 2, len(body) + 10, 10**9]))
+    if body and draw(ONE_IN_FOUR) == 0:
+        lie = draw(LIES)
+        length = {"zero": 0, "half": len(body) // 2, "over": len(body) + 10}.get(
+            lie, 10**9
+        )
     return method, path, headers, body, length
 
 
@@ -293,6 +337,36 @@ class VirtualTime:
 
     def __getattr__(self, name):
         return getattr(time, name)
+
+
+class VirtualEvent(threading.Event):
+    """A threading.Event whose timed wait moves the virtual clock: a stream
+    that waits on an event (graceful_stream's shutdown, asgi_bridge's client
+    gone) instead of sleeping runs at full speed too."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def wait(self, timeout=None):
+        if timeout is None or self.is_set():
+            return super().wait(timeout)
+        self.clock.sleep(timeout)
+        return self.is_set()
+
+
+class VirtualThreading:
+    """Stands in for the ``threading`` module inside the snippets: its Event
+    is a VirtualEvent, the rest is the real module."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def Event(self):  # the name the snippets call
+        return VirtualEvent(self.clock)
+
+    def __getattr__(self, name):
+        return getattr(threading, name)
 
 
 STATS = {"requests": 0, "failures": [], "on_purpose": 0, "stored": 0}
@@ -344,6 +418,11 @@ def virtual_clock(tmp_path_factory):
         for module in MODULES.values():
             if getattr(module, "time", None) is time:
                 mp.setattr(module, "time", clock)
+            if getattr(module, "threading", None) is threading:
+                mp.setattr(module, "threading", VirtualThreading(clock))
+            for attr, value in list(vars(module).items()):
+                if type(value) is threading.Event:  # a module-level event
+                    mp.setattr(module, attr, VirtualEvent(clock))
         if "broadcast" in MODULES:  # a queue wait, not a sleep
             mp.setattr(MODULES["broadcast"], "HEARTBEAT_SECONDS", 0.001)
         for _name, _module, app in APPS:
@@ -356,10 +435,13 @@ def files_before(virtual_clock):
     return snapshot()
 
 
+CLIENTS: dict = {}  # one test client per app
+
+
 def send(app, method, path, headers, body, length):
     """One request; consume a bounded part of the body, then close it."""
     overrides = {} if length is None else {"CONTENT_LENGTH": str(length)}
-    client = app.test_client()
+    client = CLIENTS.get(app) or CLIENTS.setdefault(app, app.test_client())
     response = client.open(
         path,
         method=method,
