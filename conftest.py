@@ -88,6 +88,8 @@ SPREAD = re.compile(r"^tests/site_checks/test_built_site_browser\.py::.*\[\d+of\
 SLOW_FIRST = [  # from ``--durations``: the longest scopes, longest first
     "tests/test_performance.py",
     "tests/deploy/test_servers_live.py",
+    "tests/site_checks/test_hangups_live.py",
+    "tests/files/test_uploads_live.py",
     "tests/formats/test_database.py",
     "tests/deploy/test_restarts_live.py",
     "tests/formats/test_zip.py",
