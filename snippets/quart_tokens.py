@@ -57,6 +57,8 @@ async def generate():
         payload = await request.get_json(silent=True)  # the body arrives async too
     except RecursionError:  # "[[[[...": nested deeper than Python recurses
         payload = None
+    except UnicodeDecodeError:  # not UTF-8: Quart decodes before "silent" applies
+        payload = None
     if not isinstance(payload, dict):
         abort(400, 'send JSON like {"prompt": "..."}')
     prompt = read_prompt(payload.get("prompt"))

@@ -94,11 +94,19 @@ def open_upstream(prompt):
 # [relay]
 @app.post("/chat")
 def chat():
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)  # None when it is not JSON
+    except RecursionError:  # "[[[[...": nested deeper than Python recurses
+        payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("prompt"), str):
         abort(400, 'send JSON like {"prompt": "..."}')
     if not 0 < len(payload["prompt"].strip()) <= MAX_PROMPT:
         abort(400, f"the prompt must be 1 to {MAX_PROMPT} characters")
+    if not payload["prompt"].isascii():  # JSON's "\ud800" is text UTF-8 refuses
+        try:
+            payload["prompt"].encode()
+        except UnicodeEncodeError:
+            abort(400, "the prompt must be text that UTF-8 can encode")
     upstream, first, events = open_upstream(payload["prompt"])
 
     def relay():

@@ -47,13 +47,23 @@ def test_bad_prompt_is_a_4xx_with_a_message(body, status, message):
         ('{"prompt": ' + "[" * 5000, 'send JSON like {"prompt": "..."}'),
         ('{"prompt": "\\ud800"}', "prompt must be text that UTF-8 can encode"),
         ('{"prompt": "ok \\udfff"}', "prompt must be text that UTF-8 can encode"),
+        (b'{"prompt": "\xed\xa0\x80"}', 'send JSON like {"prompt": "..."}'),
     ],
-    ids=["deep-array", "deep-value", "lone-high-surrogate", "lone-low-surrogate"],
+    ids=[
+        "deep-array",
+        "deep-value",
+        "lone-high-surrogate",
+        "lone-low-surrogate",
+        "not-utf-8",
+    ],
 )
 def test_too_deep_json_or_lone_surrogate_is_a_400_json_error_not_a_500(data, message):
     """The Flask snippet's two fixes, in Quart too: get_json(silent=True)
     lets RecursionError through (a 500), and "\\ud800" made the model fail on
-    its first token, after the 200 was sent."""
+    its first token, after the 200 was sent. And one of Quart's own: its
+    get_json(silent=True) decodes the body before it is silent, so a body
+    that is not UTF-8 raised UnicodeDecodeError (a 500; found by the
+    adversarial tier)."""
     status, body = run(post(data=data, headers={"Content-Type": "application/json"}))
     assert (status, json.loads(body)) == (400, {"error": message})
 

@@ -103,6 +103,7 @@ client = app.test_client()
         ({"prompt": " \n"}, "the prompt must be 1 to 2000 characters"),
         ({"prompt": "x" * 2001}, "the prompt must be 1 to 2000 characters"),
         ("not an object", 'send JSON like {"prompt": "..."}'),
+        ({"prompt": "hi \ud800"}, "the prompt must be text that UTF-8 can encode"),
     ],
 )
 def test_bad_input_is_a_400_before_the_upstream_is_asked(body, message):
@@ -115,6 +116,27 @@ def test_bad_input_is_a_400_before_the_upstream_is_asked(body, message):
 def test_not_json_is_a_400():
     response = client.post("/chat", data="prompt=hi")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("[" * 5000, 'send JSON like {"prompt": "..."}'),
+        ('{"prompt": ' + "[" * 5000, 'send JSON like {"prompt": "..."}'),
+        (
+            b'{"prompt": "\xed\xa0\x80"}',
+            "the prompt must be text that UTF-8 can encode",
+        ),
+    ],
+    ids=["deep-array", "deep-value", "surrogate-bytes"],
+)
+def test_json_too_deep_or_a_lone_surrogate_is_a_400_not_a_500(data, message):
+    """Both were 500s, found by the adversarial tier's sweep of hostile JSON
+    bodies: get_json(silent=True) lets RecursionError through, and
+    json.loads reads the bytes ED A0 80 as the lone surrogate U+D800, which
+    the upstream request could not encode."""
+    response = client.post("/chat", data=data, content_type="application/json")
+    assert (response.status_code, response.json) == (400, {"error": message})
 
 
 def test_whole_events_cuts_at_the_last_event_boundary():
