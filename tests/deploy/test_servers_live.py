@@ -84,8 +84,10 @@ def test_uses_chunked_encoding(server):
 
 def test_notices_disconnect_after_heartbeats(server):
     """The generator gets GeneratorExit a number of heartbeats after the
-    client hung up (heartbeat every HEARTBEAT_MS ms), give or take one on a
-    loaded machine; or it never ends (the ASGI bridges)."""
+    client hung up (heartbeat every HEARTBEAT_MS ms), one fewer or up to
+    three more on a loaded machine (make test runs four workers on two
+    cores: waitress was seen at five for its three); or it never ends (the
+    ASGI bridges)."""
     measured, committed = server
     assert measured["disconnect_how"] == committed["disconnect_how"]
     if committed["disconnect_heartbeats"] is None:
@@ -93,7 +95,7 @@ def test_notices_disconnect_after_heartbeats(server):
     else:
         assert committed["disconnect_how"] == "GeneratorExit"
         beats = measured["disconnect_heartbeats"] - committed["disconnect_heartbeats"]
-        assert abs(beats) <= 1
+        assert -1 <= beats <= 3
 
 
 def test_generator_closed_after_the_client_left(server):

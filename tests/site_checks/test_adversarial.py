@@ -33,6 +33,7 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from quart import Quart
 
 from tests.servers import ROOT
 
@@ -80,34 +81,21 @@ STORES = (
 )
 
 
-def snippet_apps():
-    """(name, module, app) for every snippet with a Flask app at import."""
+def snippet_apps(kind):
+    """(name, module, app) for every snippet whose ``app`` is a ``kind``:
+    Flask, or Quart (QUART_ROUTES below)."""
     found = []
     for path in sorted((ROOT / "snippets").glob("*.py")):
         if path.stem in NOT_APPS or path.stem in NEEDS_STORE:
             continue
         module = importlib.import_module(f"snippets.{path.stem}")
         app = getattr(module, "app", None)
-        if isinstance(app, Flask):  # a Quart app: QUART_ROUTES below
+        if isinstance(app, kind):
             found.append((path.stem, module, app))
     return found
 
 
-def quart_apps():
-    """(name, module) for every snippet whose app is a Quart app."""
-    from quart import Quart
-
-    found = []
-    for path in sorted((ROOT / "snippets").glob("*.py")):
-        if path.stem in NOT_APPS or path.stem in NEEDS_STORE:
-            continue
-        module = importlib.import_module(f"snippets.{path.stem}")
-        if isinstance(getattr(module, "app", None), Quart):
-            found.append((path.stem, module))
-    return found
-
-
-APPS = snippet_apps()
+APPS = snippet_apps(Flask)
 ROUTES = [
     (name, rule)
     for name, _module, app in APPS
@@ -115,7 +103,7 @@ ROUTES = [
     if rule.endpoint != "static"
 ]
 MODULES = {name: module for name, module, _app in APPS}
-QUART_MODULES = dict(quart_apps())
+QUART_MODULES = {name: module for name, module, _app in snippet_apps(Quart)}
 QUART_ROUTES = [
     (name, rule)
     for name, module in QUART_MODULES.items()
