@@ -102,11 +102,10 @@ def chat():
         abort(400, 'send JSON like {"prompt": "..."}')
     if not 0 < len(payload["prompt"].strip()) <= MAX_PROMPT:
         abort(400, f"the prompt must be 1 to {MAX_PROMPT} characters")
-    if not payload["prompt"].isascii():  # JSON's "\ud800" is text UTF-8 refuses
-        try:
-            payload["prompt"].encode()
-        except UnicodeEncodeError:
-            abort(400, "the prompt must be text that UTF-8 can encode")
+    try:
+        payload["prompt"].encode()  # JSON's "\ud800" is a str UTF-8 cannot encode
+    except UnicodeEncodeError:
+        abort(400, "the prompt must be text that UTF-8 can encode")
     upstream, first, events = open_upstream(payload["prompt"])
 
     def relay():

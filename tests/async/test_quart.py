@@ -7,7 +7,9 @@ import asyncio
 import json
 
 import pytest
-from quart import Quart, Response
+from flask import Flask
+from flask import request as flask_request
+from quart import Quart, Response, request
 
 from snippets import quart_tokens, token_stream
 from snippets.quart_tokens import ANSWER, app
@@ -66,6 +68,33 @@ def test_too_deep_json_or_lone_surrogate_is_a_400_json_error_not_a_500(data, mes
     adversarial tier)."""
     status, body = run(post(data=data, headers={"Content-Type": "application/json"}))
     assert (status, json.loads(body)) == (400, {"error": message})
+
+
+def test_quarts_silent_get_json_raises_on_a_body_that_is_not_utf_8():
+    """Why the snippet catches UnicodeDecodeError: Quart's
+    get_json(silent=True) decodes the body before it is silent, where
+    Flask's returns None for the same bytes."""
+    body = b'{"prompt": "\xff"}'
+    quart_app = Quart(__name__)
+
+    @quart_app.post("/")
+    async def quart_view():
+        try:
+            return repr(await request.get_json(silent=True))
+        except UnicodeDecodeError:
+            return "UnicodeDecodeError"
+
+    flask_app = Flask(__name__)
+
+    @flask_app.post("/")
+    def flask_view():
+        return repr(flask_request.get_json(silent=True))
+
+    headers = {"Content-Type": "application/json"}
+    quart_response = run(quart_app.test_client().post("/", data=body, headers=headers))
+    assert run(quart_response.get_data(as_text=True)) == "UnicodeDecodeError"
+    flask_response = flask_app.test_client().post("/", data=body, headers=headers)
+    assert flask_response.get_data(as_text=True) == "None"
 
 
 def test_a_body_over_max_content_length_is_a_413():

@@ -486,19 +486,23 @@ def send(app, method, path, headers, body, length):
     return response.status_code
 
 
+# The same for every route, Flask's and Quart's: repeatable, no time limit.
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
 @pytest.mark.parametrize(("name", "rule"), ROUTES, ids=[f"{n}:{r}" for n, r in ROUTES])
 def test_route_answers_bad_input_below_500(name, rule, files_before):
     """No 5xx and no exception while the body is produced, on any input."""
     app = MODULES[name].app
     on_purpose = (name, rule.rule) in ON_PURPOSE
 
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @SETTINGS
     @given(requests(name, rule))
     def check(request):
         method, path, headers, body, length = request
@@ -553,13 +557,7 @@ def test_quart_route_answers_bad_input_below_500(name, rule, monkeypatch):
     module = QUART_MODULES[name]
     monkeypatch.setattr(module, "TOKEN_DELAY", 0, raising=False)
 
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @SETTINGS
     @given(requests(name, rule))
     def check(request):
         STATS["requests"] += 1
