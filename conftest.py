@@ -52,7 +52,8 @@ def pytest_configure(config):
     ``tempfile.gettempdir()`` (uploads, job databases, session files), and a
     test that checks that a folder is left empty must not see another
     worker's files. Servers the tests start inherit it (TMPDIR). Removed when
-    the worker ends."""
+    the worker ends. The one store outside the temporary folder gets its own
+    copy per worker too (DATABASE_URL, below)."""
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker is None:
         mark_this_run(config)
@@ -66,6 +67,13 @@ def pytest_configure(config):
     os.environ["TMPDIR"] = folder
     tempfile.tempdir = folder
     config._fsp_tmpdir = folder
+    # flask_sqlalchemy_stream keeps its SQLite file in the app's instance
+    # folder, shared by every worker: two workers seeding it at once collided
+    # (UNIQUE constraint failed). Each worker gets its own, as the snippet
+    # allows (DATABASE_URL).
+    os.environ.setdefault(
+        "DATABASE_URL", f"sqlite:///{folder}/flask_sqlalchemy_stock.sqlite3"
+    )
 
 
 def pytest_unconfigure(config):
