@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "_bench"
 
 FULL = {
+    "meters": list(memory.METERS),  # tracemalloc's peak and the process's RSS
     "csv_sizes": [10_000, 100_000, 1_000_000],
     "ttfb_sizes": [1_000, 10_000, 100_000, 1_000_000],
     "ttfb_repeats": 5,
@@ -39,6 +40,7 @@ FULL = {
     "fanout_messages": 10,
 }
 QUICK = {
+    "meters": ["tracemalloc"],  # the tests assert traced peaks only
     "csv_sizes": [5_000, 25_000],
     "ttfb_sizes": [1_000, 50_000],
     "ttfb_repeats": 3,
@@ -64,7 +66,7 @@ QUICK = {
 }
 
 SECTIONS = {
-    "memory": lambda c: memory.csv_memory(c["csv_sizes"]),
+    "memory": lambda c: memory.csv_memory(c["csv_sizes"], c["meters"]),
     "ttfb": lambda c: network.ttfb(c["ttfb_sizes"], c["ttfb_repeats"]),
     "throughput": lambda c: network.throughput(
         c["throughput_rows"], c["throughput_repeats"]
@@ -73,7 +75,7 @@ SECTIONS = {
     "concurrency": lambda c: network.concurrency(
         c["gevent_streams"], c["gthread_threads"], c["sse_interval"]
     ),
-    "database": lambda c: memory.database_memory(c["db_rows"]),
+    "database": lambda c: memory.database_memory(c["db_rows"], c["meters"]),
     "servers": lambda c: servers.servers(
         c["servers_rows"], c["servers_repeats"], c["servers_chunks"], c["servers"]
     ),

@@ -157,6 +157,28 @@ def werkzeug_server(app, *, threaded: bool = True) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+# pyproject.toml's coverage setting ``patch = ["subprocess"]`` measures every
+# Python subprocess: it passes its configuration in COVERAGE_PROCESS_CONFIG.
+# The servers and workers started here run without it. Tracing every line of
+# a server that streams a hundred thousand lines cost about a fifth of make
+# test's CPU, and the 100% gate needs none of it: the examples and in-process
+# tests reach every line of snippets/, and measuring fewer processes can only
+# lower the figure. The Python subprocesses tests run themselves (the CLI
+# checks, the Sentry snippet's own interpreter) are still measured.
+UNMEASURED = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
+def server_env(env: dict | None = None) -> dict:
+    """The environment of a server or worker: this one without coverage, with
+    ``env`` on top and the project first on PYTHONPATH."""
+    full = {k: v for k, v in os.environ.items() if k not in UNMEASURED}
+    full.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    full["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), full.get("PYTHONPATH")])
+    )
+    return full
+
+
 @contextlib.contextmanager
 def process_server(
     argv: list[str], port: int, *, env: dict | None = None, cwd: Path = ROOT
@@ -168,12 +190,8 @@ def process_server(
     # and is lost. (mode "a+" cannot set the flag on an fd already open.)
     flags = fcntl.fcntl(log.fileno(), fcntl.F_GETFL)
     fcntl.fcntl(log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), full_env.get("PYTHONPATH")])
-    )
     proc = subprocess.Popen(
-        argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT
+        argv, cwd=cwd, env=server_env(env), stdout=log, stderr=subprocess.STDOUT
     )
     proc.log = log  # type: ignore[attr-defined]  # tests may read what it said
     try:
@@ -439,10 +457,7 @@ def _start_worker(target, redis_url, *, pool="solo", args=(), env=None):
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 closed by the caller
     flags = fcntl.fcntl(log.fileno(), fcntl.F_GETFL)
     fcntl.fcntl(log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), "REDIS_URL": redis_url}
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), env.get("PYTHONPATH")])
-    )
+    env = server_env({**(env or {}), "REDIS_URL": redis_url})
     argv = [
         CELERY, "-A", target, "worker", f"--pool={pool}", "--concurrency=1",
         "--loglevel=INFO", "--without-mingle", "--without-gossip", *args,
@@ -591,6 +606,24 @@ def hypercorn_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
         yield f"http://127.0.0.1:{port}", proc
 
 
+# Runs the command after it with every signal at its default and none
+# blocked. An ignored signal stays ignored across exec, and the embedded
+# Python of a uWSGI worker then installs no SIGINT handler of its own: what
+# asyncio.run() does to it (tests/async/test_views_live.py) depends on it.
+# A shell starts a command run in the background (make test &) with SIGINT
+# ignored, and the test failed that way: the launcher does not rely on it.
+DEFAULT_SIGNALS = [
+    sys.executable, "-c",
+    "import os, signal, sys\n"
+    "for s in signal.valid_signals():\n"
+    "    if s not in (signal.SIGKILL, signal.SIGSTOP):\n"
+    "        try: signal.signal(s, signal.SIG_DFL)\n"
+    "        except (OSError, ValueError): pass\n"
+    "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]  # fmt: skip
+
+
 @contextlib.contextmanager
 def uwsgi_router(
     target: str, *, args: tuple[str, ...] = ()
@@ -602,9 +635,9 @@ def uwsgi_router(
         raise ServerDidNotStart(f"{binary} is missing: pyuwsgi is in the lock")
     port = free_port()
     argv = [
-        str(binary), "--http", f"127.0.0.1:{port}", "--module", target,
-        "--master", "--die-on-term", "--processes", "1", "--need-app",
-        "--pythonpath", str(ROOT), *args,
+        *DEFAULT_SIGNALS, str(binary), "--http", f"127.0.0.1:{port}",
+        "--module", target, "--master", "--die-on-term", "--processes", "1",
+        "--need-app", "--pythonpath", str(ROOT), *args,
     ]  # fmt: skip
     with process_server(argv, port) as proc:
         yield f"http://127.0.0.1:{port}", proc
