@@ -66,9 +66,12 @@ system:
 # that a missing tier alone reaches (none under FSP_STRICT=1): tests/tiers.py.
 COVERAGERC := $(BUILDDIR)/coveragerc
 
+# PYTHONDONTWRITEBYTECODE (set on some machines, these among them) would make
+# every worker and server compile and assert-rewrite the project's modules
+# again: make test lets Python keep them in __pycache__ (git ignores it).
 test: system html lint
 	@$(BIN)/python -m tests.tiers coveragerc $(COVERAGERC)
-	$(BIN)/python -m pytest --cov-config=$(COVERAGERC) -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest --cov-config=$(COVERAGERC) -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 doctest: $(STAMP)
 	$(BIN)/python -m pytest docs snippets --no-cov $(PYTEST_ARGS)
