@@ -90,19 +90,20 @@ def pytest_unconfigure(config):
 # tests of one file go to one worker and run there in order (a page's examples
 # share one namespace, and a module's fixtures start its servers once), except
 # the tests whose id matches SPREAD, which each go where a worker is free (the
-# walks over the built site, cut into parts). Files in SLOW_FIRST start first,
-# so that the longest do not begin last and hold the run up. (xdist's own
+# walks over the built site, cut into parts). The scopes in SLOW_FIRST start
+# first, longest first (SPREAD stands for the parts), so that the longest do
+# not begin last and hold the run up. (xdist's own
 # ``loadgroup`` does not work with pytest 9.2: it renames ``item._nodeid``,
 # which pytest 9.2 no longer reads, so every test became a group of its own.)
 SPREAD = re.compile(r"^tests/site_checks/test_built_site_browser\.py::.*\[\d+of\d+\]$")
 SLOW_FIRST = [  # from ``--durations``: the longest scopes, longest first
     "tests/test_performance.py",
     "tests/deploy/test_servers_live.py",
-    "tests/site_checks/test_hangups_live.py",
-    "tests/files/test_uploads_live.py",
     "tests/formats/test_database.py",
+    SPREAD,  # the parts of the site walks: 40 to 55 s each under make test
+    "tests/site_checks/test_hangups_live.py",
     "tests/deploy/test_restarts_live.py",
-    "tests/formats/test_zip.py",
+    "tests/files/test_uploads_live.py",
     "tests/site_checks/test_adversarial.py",
     "tests/async/test_views_live.py",
     "tests/deploy/test_restarts_browser.py",
@@ -125,10 +126,14 @@ def pytest_xdist_make_scheduler(config, log):
         def _assign_work_unit(self, node):
             if not self.ordered:  # the queue is complete by the first call
                 self.ordered = True
-                spread = [scope for scope in self.workqueue if SPREAD.match(scope)]
-                for scope in [*reversed(SLOW_FIRST), *spread]:
-                    if scope in self.workqueue:
-                        self.workqueue.move_to_end(scope, last=False)
+                first = []
+                for entry in SLOW_FIRST:
+                    if entry is SPREAD:
+                        first += [s for s in self.workqueue if SPREAD.match(s)]
+                    elif entry in self.workqueue:
+                        first.append(entry)
+                for scope in reversed(first):
+                    self.workqueue.move_to_end(scope, last=False)
             super()._assign_work_unit(node)
 
     return Scheduling(config, log)
