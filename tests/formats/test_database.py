@@ -69,6 +69,9 @@ def core_all_then_render():
         assert sum(1 for row in rows if macros.row(row)) == SAMPLE_ROWS
 
 
+# About 22 s of CPU on a quiet machine (tracemalloc slows each allocation);
+# with make test's four workers on two cores it took over 120 s once.
+@pytest.mark.timeout(360)
 def test_streaming_100k_rows_keeps_memory_flat_and_all_does_not(warm, capsys):
     streamed = peak_while(stream_everything)
     core_all = peak_while(core_all_then_render)
