@@ -229,9 +229,17 @@ def test_sighup_leaves_the_old_worker_streaming_past_graceful_timeout(measured, 
     if worker != "gevent":
         assert cell["seconds"] >= TIMEOUT - 1
     assert cell["client sees"] == "cut off"
-    assert cell["finally how"] == {
-        "sync": "SystemExit", "gthread": None, "gevent": "GreenletExit"
-    }[worker]  # fmt: skip
+    # sync: SystemExit raised in the generator, or, if the exit comes while
+    # the worker is outside it (seen once under a loaded make test), the
+    # GeneratorExit of the body being closed.
+    assert (
+        cell["finally how"]
+        in {
+            "sync": {"SystemExit", "GeneratorExit"},
+            "gthread": {None},
+            "gevent": {"GreenletExit"},
+        }[worker]
+    )
 
 
 def test_sigquit_cuts_sync_at_once_and_gthread_at_graceful_timeout(measured):
