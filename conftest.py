@@ -100,7 +100,7 @@ SLOW_FIRST = [  # from ``--durations``: the longest scopes, longest first
     "tests/test_performance.py",
     "tests/deploy/test_servers_live.py",
     "tests/formats/test_database.py",
-    SPREAD,  # the parts of the site walks: 40 to 55 s each under make test
+    SPREAD,  # the parts of the site walks: 20 to 70 s each under make test
     "tests/site_checks/test_hangups_live.py",
     "tests/deploy/test_restarts_live.py",
     "tests/files/test_uploads_live.py",

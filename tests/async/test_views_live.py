@@ -244,9 +244,8 @@ def test_asyncio_run_in_a_uwsgi_worker_makes_it_ignore_shutdown(tmp_path, path):
         headers = ["Connection: close"]
         with open_request(url, path, headers=headers, timeout=30) as sock:
             assert read_to_close(sock).endswith(b"\r\n\r\nok")
-        # The answer is out before the worker is back in uWSGI's C loop; a
-        # SIGINT that finds it still running Python raises KeyboardInterrupt
-        # there and it stops after all (seen once under make test's load).
+        # Signal once the worker is back in uWSGI's loop, idle, waiting for
+        # the next request.
         assert wait_until(lambda: idle_in_epoll(proc), timeout=10)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

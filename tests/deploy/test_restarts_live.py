@@ -229,9 +229,7 @@ def test_sighup_leaves_the_old_worker_streaming_past_graceful_timeout(measured, 
     if worker != "gevent":
         assert cell["seconds"] >= TIMEOUT - 1
     assert cell["client sees"] == "cut off"
-    # sync: SystemExit raised in the generator, or, if the exit comes while
-    # the worker is outside it (seen once under a loaded make test), the
-    # GeneratorExit of the body being closed.
+    # sync: SystemExit, or GeneratorExit (seen once under a loaded make test).
     assert (
         cell["finally how"]
         in {

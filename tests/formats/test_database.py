@@ -70,7 +70,7 @@ def core_all_then_render():
 
 
 # About 22 s of CPU on a quiet machine (tracemalloc slows each allocation);
-# with make test's four workers on two cores it took over 120 s once.
+# with make test's four workers on two cores it took 120 s, twice.
 @pytest.mark.timeout(360)
 def test_streaming_100k_rows_keeps_memory_flat_and_all_does_not(warm, capsys):
     streamed = peak_while(stream_everything)
