@@ -28,7 +28,7 @@ import pytest
 
 from snippets import graceful_stream, job_progress, lifecycle, session_stream
 from snippets.midstream_errors import app as errors_app
-from tests.servers import ROOT
+from tests.servers import ROOT, wait_until
 
 HUGE = "9" * 5000
 REFUSED = [HUGE, "-1", "3.0", "1e3", "", "three", "0x3", "3 3"]
@@ -148,7 +148,14 @@ def quick_jobs(monkeypatch):
 def finished_job():
     """A job whose 5 events (queued, 3 steps, finished) are all stored."""
     client = job_progress.app.test_client()
-    job = client.post("/jobs", data={"steps": "3"}).json
+    answer = {}
+
+    def accepted():  # a 503 while MAX_RUNNING jobs of other cases still run
+        answer["job"] = client.post("/jobs", data={"steps": "3"})
+        return answer["job"].status_code == 202
+
+    assert wait_until(accepted, timeout=60, interval=0.1)
+    job = answer["job"].json
     client.get(job["events"]).get_data()  # the stream ends with the job
     return job["id"]
 
