@@ -4,12 +4,20 @@ Run from the root with ``sphinx-build -c . docs _build/html`` (the Makefile
 does this).
 """
 
+import contextlib
+import io
 import os
 import sys
 from importlib import metadata
 from pathlib import Path
 
 from sphinx.directives.code import LiteralIncludeReader
+
+# sphinxext-opengraph prints "matplotlib is not installed, social cards will
+# not be generated" when it is imported without matplotlib, which make html
+# alone does not install (the bench's lock does). Social cards are off below.
+with contextlib.redirect_stdout(io.StringIO()):
+    import sphinxext.opengraph  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent
 INVENTORIES = ROOT / "docs" / "_intersphinx"

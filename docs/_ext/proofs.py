@@ -147,17 +147,53 @@ class proof_ref(nodes.Inline, nodes.Element):
     """A link to a test, made a reference once the pages are resolved."""
 
 
+#: The full lock: what ``make test`` installs and the tests run against. The
+#: site's own lock (requirements-docs.txt) is a subset, so ``make html`` alone
+#: does not install most of the packages a page names.
+LOCK = Path("tests") / "requirements.txt"
+PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
+
+
+def canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned_versions(lock: Path) -> dict[str, str]:
+    """``{canonical name: version}`` for every ``name==version`` line."""
+    pins = {}
+    if not lock.is_file():
+        return pins
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if match := PIN.match(line):
+            pins[canonical(match[1])] = match[2]
+    return pins
+
+
 def installed_role(name, rawtext, text, lineno, inliner, options=None, content=None):
-    """:installed:`flask-sqlalchemy` -> "Flask-SQLAlchemy 3.1.1" (installed)."""
-    try:
-        dist = metadata.distribution(text)
-    except metadata.PackageNotFoundError:
-        env = inliner.document.settings.env
+    """:installed:`Flask-SQLAlchemy` -> "Flask-SQLAlchemy 3.1.1": the version
+    the full lock pins, which is what the tests ran against. Where the
+    building environment has the package installed too (after ``make test``),
+    the installed version must be the pinned one: a package missing from the
+    lock or a different installed version is a warning, so ``-W`` fails."""
+    env = inliner.document.settings.env
+    lock = Path(env.srcdir).parent / LOCK
+    pin = pinned_versions(lock).get(canonical(text))
+    if pin is None:
         logger.warning(
-            f":installed:`{text}`: not installed", location=(env.docname, lineno)
+            f":installed:`{text}`: not pinned in {LOCK}", location=(env.docname, lineno)
         )
         return [nodes.Text(text)], []
-    shown = f"{dist.metadata['Name']} {dist.version}"
+    try:
+        installed = metadata.version(text)
+    except metadata.PackageNotFoundError:
+        installed = pin  # make html alone: the lock is what make test installs
+    if installed != pin:
+        logger.warning(
+            f":installed:`{text}`: {installed} is installed, {LOCK} pins {pin}",
+            location=(env.docname, lineno),
+        )
+    shown = f"{text} {pin}"
     return [nodes.literal(shown, shown, classes=["installed"])], []
 
 

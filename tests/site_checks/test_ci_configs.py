@@ -2,14 +2,19 @@
 are valid (against check-jsonschema's vendored schemas, offline) and run the
 project's own two commands, and the built site carries its metadata."""
 
+import re
 import subprocess
 import sys
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+from proofs import canonical  # noqa: E402  the rule the :installed: role uses
+
 load = YAML(typ="safe").load
 HTML = ROOT / "_build" / "html"
 
@@ -96,3 +101,45 @@ def test_every_page_has_a_description_and_opengraph_tags():
     ]
     assert pages
     assert not missing
+
+
+# --- the two locks ---------------------------------------------------------------
+
+
+def locked(path):
+    """``{canonical name: (version, hashes)}`` of a hashed uv lock."""
+    pins, name = {}, None
+    for line in (ROOT / path).read_text().splitlines():
+        if match := re.match(r"([a-z0-9][a-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", line):
+            name = canonical(match[1])
+            pins[name] = (match[2], set())
+        elif name and (found := re.search(r"--hash=(sha256:[0-9a-f]{64})", line)):
+            pins[name][1].add(found[1])
+    return pins
+
+
+SITE_LOCK = locked("requirements-docs.txt")
+FULL_LOCK = locked("tests/requirements.txt")
+
+
+def test_the_site_lock_is_a_part_of_the_full_lock():
+    # make html installs the site's lock, make test the full one on top of it:
+    # every package the two share has the same version and the same hashes.
+    assert len(SITE_LOCK) < len(FULL_LOCK) / 2
+    assert all(hashes for _, hashes in FULL_LOCK.values())
+    assert {name: FULL_LOCK.get(name) for name in SITE_LOCK} == SITE_LOCK
+
+
+def test_make_html_does_not_install_what_only_the_tests_need():
+    for heavy in ("playwright", "numpy", "matplotlib", "celery", "pytest"):
+        assert heavy in FULL_LOCK and heavy not in SITE_LOCK
+
+
+def test_every_package_of_the_full_lock_is_installed_at_its_pin():
+    installed = {canonical(d.metadata["Name"]): d.version for d in distributions()}
+    wrong = {
+        name: (version, installed.get(name))
+        for name, (version, _) in FULL_LOCK.items()
+        if installed.get(name) != version
+    }
+    assert not wrong  # {name: (pinned, installed)}

@@ -62,6 +62,36 @@ def test_unknown_module_fails_the_build(tmp_path):
     assert "no test module tests/part/test_nope.py" in result.stderr
 
 
+def lock(tmp_path, text):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "requirements.txt").write_text(text)
+
+
+def test_installed_shows_the_pin_when_make_html_alone_did_not_install_it(tmp_path):
+    # make html installs only the site's lock: a page names packages that only
+    # make test installs, at the version the full lock pins.
+    lock(tmp_path, "not-in-this-venv[extra]==1.2.3 \\\n    --hash=sha256:00\n")
+    result = build(tmp_path, "Verified against :installed:`Not_In.This-Venv`.\n")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "out" / "index.html").read_text()
+    code = re.search(r'<code class="installed [^"]*">(.*?)</code>', page)[1]
+    assert re.sub(r"<[^>]+>", "", code) == "Not_In.This-Venv 1.2.3"
+
+
+def test_installed_fails_the_build_when_the_installed_version_is_not_the_pin(tmp_path):
+    lock(tmp_path, "flask==0.1\n")
+    result = build(tmp_path, "Verified against :installed:`Flask`.\n")
+    assert result.returncode != 0
+    assert "3.1.3 is installed, tests/requirements.txt pins 0.1" in result.stderr
+
+
+def test_installed_fails_the_build_for_a_package_the_lock_does_not_pin(tmp_path):
+    lock(tmp_path, "flask==3.1.3\n")
+    result = build(tmp_path, "Verified against :installed:`flask-nope`.\n")
+    assert result.returncode != 0
+    assert "flask-nope`: not pinned in tests/requirements.txt" in result.stderr
+
+
 def test_cited_test_links_to_its_anchor_with_the_full_id_on_hover(tmp_path):
     page = (
         "Proven (:test:`tests/part/test_index.py::test_cited`) and "
