@@ -46,7 +46,7 @@ help: $(STAMP)
 # packages: make html, livehtml); tests/requirements.txt adds the examples'
 # libraries, the gates, the live tiers' servers and the bench (make test,
 # doctest, lint, bench). Keeping those out of the build's path took the first
-# make html on a fresh clone from 77 s to 36 s: the full install takes 50-55 s.
+# make html on a fresh clone from 77 s to 39 s: the full install takes 50-55 s.
 # pip compiles one file at a time; compileall -j 0 uses every core.
 venv: $(STAMP)
 $(STAMP): requirements-docs.txt
