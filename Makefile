@@ -56,6 +56,10 @@ $(STAMP): requirements-docs.txt
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null
 	@touch $@
 
+# The locks are sources: an empty rule stops the catch-all at the end from
+# passing them to sphinx-build as targets.
+requirements-docs.txt tests/requirements.txt: ;
+
 $(TEST_STAMP): tests/requirements.txt $(STAMP)
 	$(PIP_INSTALL) -r tests/requirements.txt
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null
