@@ -115,12 +115,21 @@ def throughput(rows, repeats):
     )
     for name, launcher in servers:
         with launcher() as (url, _proc):
-            for variant, path in (
-                ("batched", "batched.csv"),
-                ("unbatched", "unbatched.csv"),
-            ):
-                runs = timed(f"{url}/{path}?rows={rows}", repeats, buffer)
-                record(name, variant, [r.total for r in runs])
+            urls = {
+                variant: f"{url}/{variant}.csv?rows={rows}"
+                for variant in ("batched", "unbatched")
+            }
+            runs = {variant: [] for variant in urls}
+            for target in urls.values():
+                fetch(target, buffer)  # warm-up, as timed() does
+            # Alternating, so a burst of load on the machine slows both
+            # variants, not all the runs of one (all of one, then all of the
+            # other, let a loaded run of make test see them tie once).
+            for _ in range(repeats):
+                for variant, target in urls.items():
+                    runs[variant].append(fetch(target, buffer).total)
+            for variant, seconds in runs.items():
+                record(name, variant, seconds)
     return {"rows": rows, "repeats": repeats, "results": results}
 
 

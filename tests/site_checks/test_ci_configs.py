@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from tests.servers import server_env
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 from proofs import canonical  # noqa: E402  the rule the :installed: role uses
@@ -30,7 +32,7 @@ def test_config_is_valid_against_its_schema(schema, path):
     result = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
          str(ROOT / path)],
-        capture_output=True, text=True, timeout=60,
+        env=server_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -41,7 +43,7 @@ def test_check_jsonschema_refuses_a_broken_config(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema",
          "vendor.readthedocs", str(broken)],
-        capture_output=True, text=True, timeout=60,
+        env=server_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import ROOT, free_port, process_server, read_log
+from tests.servers import ROOT, free_port, process_server, read_log, server_env
 
 # job_queue.py is the Redis store job_progress.py imports (REDIS_URL set): it
 # has no app of its own, so that it does not import job_progress.py back.
@@ -27,6 +27,7 @@ def test_flask_cli_loads_snippet(name):
     result = subprocess.run(
         [sys.executable, "-m", cli, "--app", f"snippets.{name}", "routes"],
         cwd=ROOT,
+        env=server_env(),
         capture_output=True,
         text=True,
         timeout=60,
