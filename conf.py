@@ -15,7 +15,7 @@ from sphinx.directives.code import LiteralIncludeReader
 
 # sphinxext-opengraph prints "matplotlib is not installed, social cards will
 # not be generated" when it is imported without matplotlib, which make html
-# alone does not install (the bench's lock does). Social cards are off below.
+# alone does not install (tests/requirements.txt does). Social cards are off below.
 with contextlib.redirect_stdout(io.StringIO()):
     import sphinxext.opengraph  # noqa: F401
 
