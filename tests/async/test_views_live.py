@@ -42,6 +42,10 @@ TABLES = {  # file: its columns (two narrow tables read on a phone)
     "disconnect.csv": ["server", "idiom 1: client gone", "idiom 2: client gone"],
 }
 COUNT = 50  # ticks a stream would send (10 ms each) if nobody stopped it
+# A stream that stops has made at most 10 ticks on a quiet machine; with
+# make test's load, once 13 (the shared loop under gunicorn sync). Half the
+# stream is the margin.
+STOPS_BY = COUNT // 2
 STOPPED = re.compile(r"ticks stopped after (\d+)")
 LOOP_CLASH = "Cannot run the event loop while another loop is running"
 
@@ -178,7 +182,7 @@ def test_own_loop_idiom_stops_the_source_when_the_client_leaves(row):
     column = "idiom 1: client gone"
     assert measured[column] == expected[column]
     sent = measured["_sent"][0]
-    assert sent == COUNT if expected[column] == "runs to the end" else sent <= 10
+    assert sent == COUNT if expected[column] == "runs to the end" else sent <= STOPS_BY
 
 
 def test_shared_loop_idiom_stops_the_source_when_the_client_leaves(row):
@@ -187,7 +191,7 @@ def test_shared_loop_idiom_stops_the_source_when_the_client_leaves(row):
     assert measured[column] == expected[column]
     sent = measured["_sent"][1]
     if expected[column] == "stops":
-        assert sent <= 10
+        assert sent <= STOPS_BY
     elif expected[column] == "runs to the end":
         assert sent == COUNT
 
