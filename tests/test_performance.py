@@ -137,8 +137,14 @@ def test_every_bridge_streams_the_csv_first_byte_before_the_body(compared):
     for p in points:
         # the whole CSV arrived (chunk framing only adds bytes) ...
         assert p["body_bytes"] >= smallest_body >= 20 * QUICK["servers_rows"]
-        # ... and its first byte came well before its last: it streamed
-        assert p["ttfb"] * 2 <= min(p["runs"]), p["server"]
+        # ... and its first byte came well before its last: it streamed. Each
+        # run against itself, and the best of them: a server that buffered
+        # the body would give the first byte with the last in every run. (A
+        # median first byte against the fastest whole run failed once under
+        # load: hypercorn, 0.159 s against 0.204 s.)
+        runs = zip(p["ttfb_runs"], p["runs"], strict=True)
+        shares = [first / total for first, total in runs]
+        assert min(shares) <= 0.5, (p["server"], shares)
 
 
 @pytest.mark.live
