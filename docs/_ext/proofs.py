@@ -152,6 +152,7 @@ class proof_ref(nodes.Inline, nodes.Element):
 #: does not install most of the packages a page names.
 LOCK = Path("tests") / "requirements.txt"
 PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
+HASH = re.compile(r"--hash=(sha256:[0-9a-f]{64})")
 
 
 def canonical(name: str) -> str:
@@ -159,14 +160,18 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pinned_versions(lock: Path) -> dict[str, str]:
-    """``{canonical name: version}`` for every ``name==version`` line."""
-    pins = {}
+def read_lock(lock: Path) -> dict[str, tuple[str, set[str]]]:
+    """``{canonical name: (version, hashes)}`` for every ``name==version``
+    line of a lock and the ``--hash`` lines under it (none: an empty set)."""
+    pins, name = {}, None
     if not lock.is_file():
         return pins
     for line in lock.read_text(encoding="utf-8").splitlines():
         if match := PIN.match(line):
-            pins[canonical(match[1])] = match[2]
+            name = canonical(match[1])
+            pins[name] = (match[2], set())
+        elif name and (found := HASH.search(line)):
+            pins[name][1].add(found[1])
     return pins
 
 
@@ -178,7 +183,7 @@ def installed_role(name, rawtext, text, lineno, inliner, options=None, content=N
     lock or a different installed version is a warning, so ``-W`` fails."""
     env = inliner.document.settings.env
     lock = Path(env.srcdir).parent / LOCK
-    pin = pinned_versions(lock).get(canonical(text))
+    pin, _hashes = read_lock(lock).get(canonical(text), (None, None))
     if pin is None:
         logger.warning(
             f":installed:`{text}`: not pinned in {LOCK}", location=(env.docname, lineno)

@@ -2,7 +2,6 @@
 are valid (against check-jsonschema's vendored schemas, offline) and run the
 project's own two commands, and the built site carries its metadata."""
 
-import re
 import subprocess
 import sys
 from importlib.metadata import distributions
@@ -15,7 +14,7 @@ from tests.servers import server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
-from proofs import canonical  # noqa: E402  the rule the :installed: role uses
+from proofs import canonical, read_lock  # noqa: E402  the :installed: role's
 
 load = YAML(typ="safe").load
 HTML = ROOT / "_build" / "html"
@@ -108,20 +107,8 @@ def test_every_page_has_a_description_and_opengraph_tags():
 # --- the two locks ---------------------------------------------------------------
 
 
-def locked(path):
-    """``{canonical name: (version, hashes)}`` of a hashed uv lock."""
-    pins, name = {}, None
-    for line in (ROOT / path).read_text().splitlines():
-        if match := re.match(r"([a-z0-9][a-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)", line):
-            name = canonical(match[1])
-            pins[name] = (match[2], set())
-        elif name and (found := re.search(r"--hash=(sha256:[0-9a-f]{64})", line)):
-            pins[name][1].add(found[1])
-    return pins
-
-
-SITE_LOCK = locked("requirements-docs.txt")
-FULL_LOCK = locked("tests/requirements.txt")
+SITE_LOCK = read_lock(ROOT / "requirements-docs.txt")
+FULL_LOCK = read_lock(ROOT / "tests" / "requirements.txt")
 
 
 def test_the_site_lock_is_a_part_of_the_full_lock():
