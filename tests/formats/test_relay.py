@@ -30,7 +30,9 @@ class FakeProvider:
     the headers too); ``fail_at=n`` breaks the connection instead of sending
     event ``n``; ``tokens=None`` streams forever, every ``interval`` s;
     ``split=True`` sends each event in two writes, the second after
-    :attr:`release`. It records what it was sent and when its stream ended.
+    :attr:`release`. It records what it was sent, when it is waiting at
+    ``hold_at`` and when its stream ended. :attr:`sent` counts the events
+    whose write returned, so it can lag what a reader has already seen.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class FakeProvider:
         self.requests = []
         self.sent = 0
         self.stream_ended = threading.Event()
+        self.holding = threading.Event()
         self.release = threading.Event()
         self.app = Flask("fake_provider")
 
@@ -64,6 +67,7 @@ class FakeProvider:
                 if number == fail_at:
                     raise ConnectionError("the model crashed")
                 if number == hold_at and number:
+                    self.holding.set()
                     self.release.wait(20)
                 data = event(str(token))
                 if split:

@@ -66,7 +66,9 @@ def test_each_event_reaches_the_client_before_the_upstream_sends_the_next(relay_
     provider = FakeProvider(hold_at=1)
     with provider.serving(), post_chat(relay_url) as sock:
         received = read_until(sock, event("Hel"))
-        assert provider.sent == 1  # the upstream is holding event 1 back
+        # The upstream is waiting before event 1, which nobody has yet.
+        assert provider.holding.wait(10) and not provider.release.is_set()
+        assert event("lo") not in received
         provider.release.set()
         received = read_until(sock, DONE, received)
     assert b"200 OK" in received.split(b"\r\n")[0]
