@@ -645,11 +645,15 @@ def uwsgi_router(
 
 
 @contextlib.contextmanager
-def flask_run(module: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def flask_run(module: str, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """``flask --app module run``: Werkzeug's threaded development server in
-    its own process, as a reader runs it. Yields (url, process)."""
+    its own process, as a reader runs it (``args`` after ``run``, e.g.
+    ``--without-threads``). Yields (url, process)."""
     port = free_port()
-    argv = [sys.executable, "-m", "flask", "--app", module, "run", "--port", str(port)]
+    argv = [
+        sys.executable, "-m", "flask", "--app", module,
+        "run", "--port", str(port), *args,
+    ]  # fmt: skip
     with process_server(argv, port) as proc:
         yield f"http://127.0.0.1:{port}", proc
 

@@ -20,6 +20,11 @@ PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.rst"
 INCLUDED = re.compile(r"(?:image::|:file:)\s*/_bench/(\S+)")
 
 
+# Measurements, not coverage: the bench's clients and servers run untraced, as
+# make bench runs them (tests/conftest.py pauses coverage for the fixtures too).
+pytestmark = pytest.mark.no_cover
+
+
 def quiet(*args, **kwargs):
     pass
 

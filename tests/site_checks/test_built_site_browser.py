@@ -22,7 +22,9 @@ import pytest
 
 from tests.servers import STRICT
 
-pytestmark = pytest.mark.browser
+# The walks read built HTML and run no snippet: coverage's tracer only cost
+# them CPU (tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.no_cover]
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"

@@ -15,6 +15,10 @@ import pytest
 
 from tests.servers import STRICT, server_env
 
+# The built pages' HTML, parsed here, and Sphinx builds in subprocesses: no
+# snippet runs in this process, so coverage's tracer would only cost CPU.
+pytestmark = pytest.mark.no_cover
+
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 GENERATED = ("proof", "code", "_static", "_sources", "_images")
