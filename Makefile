@@ -97,7 +97,7 @@ COVERAGERC := $(BUILDDIR)/coveragerc
 # again: make test lets Python keep them in __pycache__ (git ignores it).
 # The site's build and the full lock's install need nothing of each other:
 # on a fresh clone they run side by side, on the two cores (the install and
-# its compileall take 8 s, the build 12 s); afterwards both are up to date and
+# its compileall take 8 s, the build 11 s); afterwards both are up to date and
 # take no time.
 test: system
 	@$(MAKE) --no-print-directory --output-sync=target -j 2 html $(TEST_STAMP)
