@@ -77,6 +77,9 @@ intersphinx_mapping = {
     ),
 }
 
+# :manpage:`pipe(7)` links to the Linux man-pages project.
+manpages_url = "https://man7.org/linux/man-pages/man{section}/{page}.{section}.html"
+
 html_theme = "furo"
 html_title = project
 html_favicon = "docs/_static/favicon.svg"

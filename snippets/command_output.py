@@ -23,18 +23,21 @@ MAX_N = 10_000_000
 
 # [commands]
 # Stand-ins for real tools (a build, a report): three small Python programs
-# and two from coreutils. "-u": Python writes each line at once, instead of
-# when its buffer is full.
+# and two from coreutils. "-u": Python writes what it prints at once,
+# instead of when its buffer is full.
 PY = [sys.executable, "-u", "-c"]
 COUNT = "import sys\nfor i in range(int(sys.argv[1])): print('line', i + 1)"
 FAIL = "import sys\nprint('checking', sys.argv[1]); sys.exit('disk full')"
+# "tree" and its child share one pipe, so each writes a line in one write():
+# print() makes one per piece, and the other's line can land between them.
 TREE = """import os, signal, subprocess, sys, time
-worker = subprocess.Popen([sys.executable, "-c", "import signal, time;"
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN); print('worker ready');"
-    "time.sleep(600)"])  # a child of the command that ignores SIGTERM
-print("pids", os.getpid(), worker.pid)
+worker = subprocess.Popen([sys.executable, "-c", "import os, signal, time;"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+    "os.write(1, b'worker ready' + os.linesep.encode()); time.sleep(600)"
+])  # a child of the command that ignores SIGTERM
+os.write(1, f"pids {os.getpid()} {worker.pid}\\n".encode())
 for i in range(int(sys.argv[1])):
-    print("tick", i + 1)
+    os.write(1, f"tick {i + 1}\\n".encode())
     time.sleep(0.1)
 worker.kill()
 """

@@ -400,3 +400,64 @@ def test_unbuffered_output_costs_a_write_per_line(flag, at_least, at_most):
     assert writes >= at_least
     assert at_most is None or writes <= at_most
     assert rest == [] if flag else len(rest) == 1000
+
+
+SPLIT = """import os, subprocess, sys
+class Tick:
+    def __str__(self):  # print() asks for this only after writing "worker "
+        subprocess.run([sys.executable, "-c", "import os; os.write(1, b'tick 1\\\\n')"])
+        return "ready"
+print("worker", Tick())
+os.write(1, f"worker {Tick()}\\n".encode())
+"""
+
+
+def test_a_line_printed_in_pieces_can_be_split_by_another_process():
+    """Unbuffered, print("worker", x) writes "worker", " ", str(x) and "\\n"
+    one write() at a time: a process sharing the pipe that writes between
+    them (here, while str(x) runs) lands inside the line. The same line built
+    first and written with one os.write() arrives whole."""
+    proc = start([sys.executable, "-c", SPLIT])  # start: unbuffered, no -u
+    lines = [line for batch in output(proc) for line in batch]
+    stop(proc)
+    assert lines == [
+        ("stdout", "worker tick 1"),
+        ("stdout", "ready"),
+        ("stdout", "tick 1"),
+        ("stdout", "worker ready"),
+    ]
+
+
+WHOLE_LINES = """import os, sys
+line = sys.argv[1].encode() * 99 + b"\\n"
+for _ in range(20_000): os.write(1, line)
+"""
+TWO_WRITERS = f"""import subprocess, sys
+writers = [subprocess.Popen([sys.executable, "-c", {WHOLE_LINES!r}, name])
+    for name in "ab"]
+for writer in writers: writer.wait()
+"""
+
+
+def test_lines_written_whole_by_two_processes_arrive_whole():
+    """Two children of the command write 100-byte lines into its pipe, one
+    os.write() per line. Nothing reads until the pipe (64 KiB) is full and
+    both wait in write() at once; then every line of both arrives whole (a
+    pipe write of up to PIPE_BUF bytes, 4,096 on Linux, is not split)."""
+    proc = start([sys.executable, "-c", TWO_WRITERS])
+
+    def writers_blocked_on_the_full_pipe():
+        blocked = []
+        for writer in psutil.Process(proc.pid).children():
+            with open(f"/proc/{writer.pid}/wchan") as wchan:
+                blocked.append("pipe_write" in wchan.read())
+        return blocked == [True, True]
+
+    try:
+        assert wait_until(writers_blocked_on_the_full_pipe, 20)
+        lines = [text for batch in output(proc) for _, text in batch]
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+    assert lines.count("a" * 99) == lines.count("b" * 99) == 20_000
+    assert len(lines) == 40_000
