@@ -37,11 +37,6 @@ from quart import Quart
 
 from tests.servers import ROOT
 
-# Bad input, not coverage: every line it reaches, the pages' examples and the
-# in-process tests reach too (the 100% gate proves it on every run), and
-# coverage's tracer doubled its CPU (15.7 s against 7.2 s).
-pytestmark = pytest.mark.no_cover
-
 # Snippets whose app needs a store or a worker at import or request time: the
 # tier would measure the missing store, not the route. Their own live tests
 # run them against the real store.
