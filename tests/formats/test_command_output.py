@@ -27,6 +27,12 @@ def running(pid):
         return False
 
 
+def blocked_writing_a_full_pipe(pid):
+    """True while ``pid`` waits in write() for room in a pipe."""
+    with open(f"/proc/{pid}/wchan") as wchan:
+        return "pipe_write" in wchan.read()
+
+
 def children_running(code):
     """This process's descendants whose command line contains ``code``."""
     found = []
@@ -198,9 +204,9 @@ def test_popen_in_the_view_leaks_the_command_on_head():
     response.close()
     try:
         assert response.status_code == 200
-        # Popen returns once the child has begun exec(); its /proc cmdline may
-        # still read empty for a moment (1 run in 400 here, under load).
-        # Still running, with no one to stop it.
+        # Still running, with no one to stop it. (Popen returns once the child
+        # has begun exec(); its /proc cmdline may read empty for a moment: 1 run
+        # in 400 here, under load.)
         assert wait_until(lambda: len(children_running(code)) == 1, 10)
     finally:
         for pid in children_running(code):
@@ -450,11 +456,10 @@ def test_lines_written_whole_by_two_processes_arrive_whole():
     proc = start([sys.executable, "-c", TWO_WRITERS])
 
     def writers_blocked_on_the_full_pipe():
-        blocked = []
-        for writer in psutil.Process(proc.pid).children():
-            with open(f"/proc/{writer.pid}/wchan") as wchan:
-                blocked.append("pipe_write" in wchan.read())
-        return blocked == [True, True]
+        writers = psutil.Process(proc.pid).children()
+        return len(writers) == 2 and all(
+            blocked_writing_a_full_pipe(writer.pid) for writer in writers
+        )
 
     try:
         assert wait_until(writers_blocked_on_the_full_pipe, 20)

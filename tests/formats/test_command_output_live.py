@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from snippets import command_output
-from tests.formats.test_command_output import running
+from tests.formats.test_command_output import blocked_writing_a_full_pipe, running
 from tests.servers import gunicorn, open_request, read_log, wait_until, werkzeug_server
 
 pytestmark = pytest.mark.live
@@ -128,12 +128,7 @@ def test_client_that_never_reads_stalls_the_command_until_the_deadline(server):
         assert wait_until(lambda: len(server.commands("yes")) == 1, 20)
         (pid,) = server.commands("yes")
         proc = psutil.Process(pid)
-
-        def blocked_writing_a_full_pipe():
-            with open(f"/proc/{pid}/wchan") as wchan:
-                return "pipe_write" in wchan.read()
-
-        assert wait_until(blocked_writing_a_full_pipe, 20)
+        assert wait_until(lambda: blocked_writing_a_full_pipe(pid), 20)
         written = proc.io_counters().write_chars
         assert written < 256 * 1024 * 1024  # about 3 s of yes, unblocked: GBs
         # The deadline (3 s) ends yes while the generator still waits to write.
