@@ -67,7 +67,7 @@ def pytest_configure(config):
     os.environ["TMPDIR"] = folder
     tempfile.tempdir = folder
     config._fsp_tmpdir = folder
-    # flask_sqlalchemy_stream keeps its SQLite file in the app's instance
+    # snippets/flask_sqlalchemy.py keeps its SQLite file in the app's instance
     # folder, shared by every worker: two workers seeding it at once collided
     # (UNIQUE constraint failed). Each worker gets its own, as the snippet
     # allows (DATABASE_URL).

@@ -45,7 +45,7 @@ def mjpeg(page, url):
 
 DEMOS = {
     "sse": ("snippets.sse", sse),
-    "tokens": ("snippets.token_stream", tokens),
+    "tokens": ("snippets.tokens", tokens),
     "mjpeg": ("snippets.mjpeg", mjpeg),
 }
 

@@ -1,7 +1,7 @@
 """Measure what each WSGI server does with a streamed response.
 
 ``python -m tests.deploy_matrix`` starts every server on 127.0.0.1, measures
-it with ``snippets/server_probe.py`` and writes ``docs/deploy/_data/servers.json``
+it with ``snippets/servers.py`` and writes ``docs/deploy/_data/servers.json``
 (every value), ``servers.csv`` (every cell, one row per server) and one
 transposed table per family of servers, ``servers-<family>.csv``, which
 deploy/servers shows in tabs (narrow enough for a phone).
@@ -42,7 +42,7 @@ from tests.servers import (
 )
 
 DATA = Path(__file__).resolve().parent.parent / "docs" / "deploy" / "_data"
-MODULE = "snippets.server_probe"
+MODULE = "snippets.servers"
 TARGET = f"{MODULE}:app"
 
 HEARTBEAT_MS = 200  # how often the probe writes while we wait for a disconnect

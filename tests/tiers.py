@@ -35,17 +35,17 @@ TIERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
         (
             "snippets/broadcast.py",
-            "snippets/event_log.py",
-            "snippets/job_progress.py",
-            "snippets/job_queue.py",
-            "snippets/celery_progress.py",
-            "snippets/server_session.py",
+            "snippets/scale_out.py",
+            "snippets/jobs.py",
+            "snippets/jobs_queue.py",
+            "snippets/celery.py",
+            "snippets/flask_session.py",
         ),
     ),
     "memcached": (
         "memcached",
         ("/usr/bin/memcached",),
-        ("snippets/server_session.py",),
+        ("snippets/flask_session.py",),
     ),
     "postgres": ("postgresql", ("/usr/lib/postgresql/*/bin/postgres",), ()),
 }

@@ -4,8 +4,12 @@ captions that link to the whole file.
 ``:test:`tests/state/test_sessions.py::test_generator_change_is_lost``` (or
 the short form ``:test:`test_generator_change_is_lost```, looked up in the
 page's own modules: ``tests/<part>/test_<page>.py``, ``..._live.py``,
-``..._browser.py``) renders as the test's name, linked to its source on the
-site, with the full id on hover. A module or test that does not exist is a
+``..._browser.py``) renders as a small mark (✓) linked to the test's source
+on the site, with the full id on hover: a proof one click away that does not
+crowd the sentence. A citation in parentheses, ``(:test:`a`, :test:`b`)``,
+loses its parentheses and separators (``✓✓``). ``:testname:`` takes the same
+targets and shows the test's name instead (the Myths page's "Settled by"
+lines). A module or test that does not exist is a
 warning, so ``sphinx-build -W`` fails.
 
 At ``builder-inited`` the extension writes, only where the text changed:
@@ -37,7 +41,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 GENERATED = ("proof", "code")
-ROLE = re.compile(r":test:`([^`]+)`")
+ROLE = re.compile(r":test(?:name)?:`([^`]+)`")
 SNIPPET_SUFFIXES = {".py", ".html", ".txt", ".j2", ".jinja"}
 
 
@@ -118,6 +122,16 @@ def resolve(target: str, docname: str, modules) -> tuple[Test | None, str, str]:
     return None, shown, f"{bare} is in more than one of {where}: give the module"
 
 
+def proof_label(name: str, shown: str) -> nodes.Node:
+    """The link's text: a mark for :test:, the test's name for :testname:."""
+    if name == "testname":
+        return nodes.literal(shown, shown, classes=["proof"])
+    return nodes.inline(MARK, MARK, classes=["proof-mark"])
+
+
+MARK = "\u2713"  # CHECK MARK
+
+
 def test_role(name, rawtext, text, lineno, inliner, options=None, content=None):
     env = inliner.document.settings.env
     modules = env.app.proofs_modules
@@ -127,20 +141,58 @@ def test_role(name, rawtext, text, lineno, inliner, options=None, content=None):
                            location=(env.docname, lineno), type="proofs")  # fmt: skip
             return [nodes.literal(text, text)], []
         ref = proof_ref(doc="proof/" + proof_docname(text), label="", title=text)
-        ref += nodes.literal(text, text, classes=["proof"])
+        ref += proof_label(name, text)
         return [ref], []
     test, shown, error = resolve(text, env.docname, modules)
-    literal = nodes.literal(shown, shown, classes=["proof"])
     if test is None:
         logger.warning(
             f":test:`{text}`: {error}", location=(env.docname, lineno), type="proofs"
         )
-        return [literal], []
+        return [nodes.literal(shown, shown, classes=["proof"])], []
     title = f"{test.module}::{text.rsplit('::', 1)[-1]}"
     ref = proof_ref(doc="proof/" + proof_docname(test.module), label=test.label,
                     title=title)  # fmt: skip
-    ref += literal
+    ref += proof_label(name, shown)
     return [ref], []
+
+
+SEPARATOR = re.compile(r"^\s*(?:,|;|and|, and)?\s*$")
+
+
+def is_mark(node) -> bool:
+    return isinstance(node, proof_ref) and any(
+        "proof-mark" in child.get("classes", []) for child in node.children
+    )
+
+
+def tidy_marks(app, doctree) -> None:
+    """``word (✓, ✓).`` reads ``word✓✓.``: a run of marks in parentheses
+    loses the parentheses and what separates the marks."""
+    for parent in {ref.parent for ref in doctree.findall(proof_ref) if is_mark(ref)}:
+        children = list(parent.children)
+        i = 0
+        while i < len(children):
+            before = children[i - 1] if i else None
+            if not (is_mark(children[i]) and isinstance(before, nodes.Text)
+                    and before.astext().rstrip(" \n").endswith("(")):  # fmt: skip
+                i += 1
+                continue
+            j = i
+            while (j + 2 < len(children) and isinstance(children[j + 1], nodes.Text)
+                   and SEPARATOR.match(children[j + 1].astext())
+                   and is_mark(children[j + 2])):  # fmt: skip
+                j += 2
+            after = children[j + 1] if j + 1 < len(children) else None
+            if not (isinstance(after, nodes.Text) and after.astext().startswith(")")):
+                i = j + 1
+                continue
+            text = before.astext().rstrip(" \n")
+            parent.replace(before, nodes.Text(text[:-1].rstrip(" \n")))
+            parent.replace(after, nodes.Text(after.astext()[1:]))
+            for k in range(i + 1, j + 1, 2):
+                parent.remove(children[k])
+            children = list(parent.children)
+            i += (j - i) // 2 + 1  # past the marks, now side by side
 
 
 class proof_ref(nodes.Inline, nodes.Element):
@@ -406,9 +458,11 @@ def setup(app):
     app.add_config_value("proofs_repo_url", "", "html")
     app.add_config_value("proofs_repo_branch", "main", "html")
     app.add_role("test", test_role)
+    app.add_role("testname", test_role)
     app.add_role("installed", installed_role)
     app.connect("builder-inited", generate)
     app.connect("doctree-read", link_captions)
+    app.connect("doctree-read", tidy_marks)
     app.add_node(proof_ref)
     app.connect("doctree-resolved", resolve_proofs)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from snippets import asgi_bridge
-from snippets.asgi_bridge import ENDED, NoticeDisconnect
+from snippets import asgi_servers as asgi_bridge
+from snippets.asgi_servers import ENDED, NoticeDisconnect
 
 
 def leave_after_first_tick(asgi_app, stream_id):

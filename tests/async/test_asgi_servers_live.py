@@ -16,7 +16,7 @@ from tests.servers import hypercorn, uvicorn, wait_until
 
 pytestmark = pytest.mark.live
 
-MODULE = "snippets.asgi_bridge"
+MODULE = "snippets.asgi_servers"
 STOP_AFTER_S = 2  # a server with a stuck thread never exits by itself
 
 

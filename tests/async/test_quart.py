@@ -1,6 +1,6 @@
-"""snippets/quart_tokens.py through Quart's test client (each test runs its
+"""snippets/quart.py through Quart's test client (each test runs its
 own event loop with asyncio.run): the validation checks of
-tests/formats/test_tokens.py, the same bytes as snippets/token_stream.py, and
+tests/formats/test_tokens.py, the same bytes as snippets/tokens.py, and
 what Quart adds: a cancelled model on disconnect and a response timeout."""
 
 import asyncio
@@ -11,8 +11,9 @@ from flask import Flask
 from flask import request as flask_request
 from quart import Quart, Response, request
 
-from snippets import quart_tokens, token_stream
-from snippets.quart_tokens import ANSWER, app
+from snippets import quart as quart_tokens
+from snippets import tokens as token_stream
+from snippets.quart import ANSWER, app
 
 
 def run(coroutine):

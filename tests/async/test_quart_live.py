@@ -1,4 +1,4 @@
-"""snippets/quart_tokens.py over a socket, under uvicorn and hypercorn (in a
+"""snippets/quart.py over a socket, under uvicorn and hypercorn (in a
 thread of the test process, so the test can watch a spy model): tokens
 arrive before the model ends; leaving stops the model, even a silent one;
 RESPONSE_TIMEOUT cuts a stream that keeps it."""
@@ -10,8 +10,8 @@ import threading
 import pytest
 from quart import Quart, Response
 
-from snippets import quart_tokens
-from snippets.quart_tokens import app
+from snippets import quart as quart_tokens
+from snippets.quart import app
 from tests.servers import (
     asgi_in_thread,
     dechunk,

@@ -1,4 +1,4 @@
-"""snippets/async_views.py in-process: what an async view can return, the
+"""snippets/views.py in-process: what an async view can return, the
 two idioms closing their async source, stream_with_context on both sides of
 Flask 3.1.2, and the per-item async_to_sync trap."""
 
@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from flask import Flask
 
-from snippets.async_views import AsyncIterator, app, drive
+from snippets.views import AsyncIterator, app, drive
 from tests.flask_versions import run_with_flask
 
 client = app.test_client()

@@ -1,7 +1,7 @@
 """async/views over a socket, on every server: what an async generator
 becomes, and whether each idiom's async source stops when the client leaves.
 
-Each server serves snippets/async_views.py once per module; every row must
+Each server serves snippets/views.py once per module; every row must
 equal the committed docs/async/_data/async_generators.csv and disconnect.csv,
 which the page shows (regenerate them with
 ``python -m tests.async.test_views_live`` when a server really changed).
@@ -35,7 +35,7 @@ from tests.servers import (
 
 pytestmark = pytest.mark.live
 
-TARGET = "snippets.async_views:app"
+TARGET = "snippets.views:app"
 DATA = ROOT / "docs" / "async" / "_data"
 TABLES = {  # file: its columns (two narrow tables read on a phone)
     "async_generators.csv": ["server", "returned as it is", "in a Response"],
@@ -50,7 +50,7 @@ STOPPED = re.compile(r"ticks stopped after (\d+)")
 LOOP_CLASH = "Cannot run the event loop while another loop is running"
 
 SERVERS = {
-    "flask run": lambda: flask_run("snippets.async_views"),
+    "flask run": lambda: flask_run("snippets.views"),
     "gunicorn sync": lambda: gunicorn(TARGET),
     "gunicorn gthread": lambda: gunicorn(
         TARGET, worker_class="gthread", args=("--threads", "4")

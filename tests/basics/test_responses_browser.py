@@ -2,7 +2,7 @@
 
 import pytest
 
-from snippets.hello_stream import app
+from snippets.responses import app
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response
 
-from snippets.hello_stream import app as hello_app
+from snippets.responses import app as hello_app
 from tests.servers import open_request, read_to_close
 
 

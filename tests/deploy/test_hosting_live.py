@@ -1,7 +1,7 @@
 """Platform timeouts reproduced with nginx on 127.0.0.1, scaled down to
 1 s: a first byte that comes too late, a stream that goes silent, and a
 client that stops taking what is sent (send_timeout); and
-snippets/heartbeat.py's answers to them."""
+snippets/hosting.py's answers to them."""
 
 import json
 import re
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from snippets.heartbeat import app
+from snippets.hosting import app
 from tests.servers import (
     dechunk,
     gunicorn,
@@ -125,10 +125,10 @@ def send_timeout_proxy(upstream, logs):
 
 @pytest.fixture(scope="module")
 def probe():
-    """snippets/server_probe.py on gunicorn's gthread worker: /fast writes
+    """snippets/servers.py on gunicorn's gthread worker: /fast writes
     numbered 64-byte lines as fast as it can, /ended says how it ended."""
     with gunicorn(
-        "snippets.server_probe:app", worker_class="gthread", args=("--threads", "4")
+        "snippets.servers:app", worker_class="gthread", args=("--threads", "4")
     ) as (url, _):
         yield url
 

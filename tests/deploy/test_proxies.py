@@ -11,7 +11,7 @@ from backports import zstd
 from flask import Flask, Response
 from flask_compress import Compress
 
-from snippets.proxy_headers import app as headers_app
+from snippets.proxies import app as headers_app
 
 BROWSER = "gzip, deflate, br, zstd"  # what Chromium sends
 DECOMPRESSORS = {

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask, Response, request
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from snippets.proxy_headers import app as headers_app
+from snippets.proxies import app as headers_app
 
 pytestmark = pytest.mark.browser
 

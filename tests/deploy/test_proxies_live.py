@@ -1,8 +1,8 @@
 """nginx in front of gunicorn: what holds a stream back, and what lets it
 through. Proof for deploy/proxies.
 
-Every line of ``snippets/server_probe.py`` and every event of
-``snippets/proxy_headers.py`` says when it was made; the client notes when it
+Every line of ``snippets/servers.py`` and every event of
+``snippets/proxies.py`` says when it was made; the client notes when it
 arrived. "Streams" means the first one arrived before the last one was made.
 """
 
@@ -35,8 +35,8 @@ def upstreams():
     # A stream nginx gave up on still holds a thread until its next write.
     options = {"worker_class": "gthread", "args": ("--threads", "8")}
     with (
-        gunicorn("snippets.server_probe:app", **options) as (probe, _),
-        gunicorn("snippets.proxy_headers:app", **options) as (app, _),
+        gunicorn("snippets.servers:app", **options) as (probe, _),
+        gunicorn("snippets.proxies:app", **options) as (app, _),
     ):
         yield probe, app
 

@@ -1,10 +1,10 @@
-"""snippets/graceful_stream.py in process: heartbeats while idle, what the
+"""snippets/restarts.py in process: heartbeats while idle, what the
 finally block logs, and the demo page."""
 
 import pytest
 
-from snippets import graceful_stream
-from snippets.graceful_stream import app
+from snippets import restarts as graceful_stream
+from snippets.restarts import app
 
 
 @pytest.fixture

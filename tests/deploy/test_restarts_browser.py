@@ -1,5 +1,5 @@
 """A rolling restart under a live stream, in Chromium: gunicorn reloads
-(SIGHUP) while snippets/graceful_stream.py streams ticks to its demo page.
+(SIGHUP) while snippets/restarts.py streams ticks to its demo page.
 The old worker sends "bye" and ends the stream; EventSource reconnects with
 Last-Event-ID to the new worker, which sends every tick after that one."""
 
@@ -11,8 +11,8 @@ from tests.servers import gunicorn
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-TARGET = "snippets.graceful_stream:app"
-HOOK = ("-c", "python:snippets.graceful_stream")
+TARGET = "snippets.restarts:app"
+HOOK = ("-c", "python:snippets.restarts")
 WORKERS = {"sync": (), "gthread": ("--threads", "4"), "gevent": ()}
 
 

@@ -1,5 +1,5 @@
 """What gunicorn (sync, gthread, gevent) and waitress do to an open stream
-on SIGTERM, SIGHUP and SIGQUIT, with and without snippets/graceful_stream.py's
+on SIGTERM, SIGHUP and SIGQUIT, with and without snippets/restarts.py's
 shutdown hook; and what an idle subscriber (snippets/broadcast.py) does to
 shutdown time.
 
@@ -32,7 +32,7 @@ CSV = DATA / "restarts.csv"  # the streams with events
 IDLE_CSV = DATA / "restarts_idle.csv"  # the idle streams
 GRACEFUL = 3  # --graceful-timeout, seconds
 TIMEOUT = 6  # --timeout (gunicorn's worker timeout), seconds
-HOOK = ("-c", "python:snippets.graceful_stream")
+HOOK = ("-c", "python:snippets.restarts")
 SIGNALS = {
     "SIGTERM": signal.SIGTERM,
     "SIGHUP": signal.SIGHUP,
@@ -77,8 +77,8 @@ def measure(server, stream, sig):
     process, and note when and how the body ends and what the generator's
     finally block logged."""
     target, path, ready, tick_ms = {
-        "ticks": ("snippets.graceful_stream:app", "/events", b"event: tick", "200"),
-        "idle": ("snippets.graceful_stream:app", "/events", b"retry:", "60000"),
+        "ticks": ("snippets.restarts:app", "/events", b"event: tick", "200"),
+        "idle": ("snippets.restarts:app", "/events", b"retry:", "60000"),
         "idle, broadcast": ("snippets.broadcast:app", "/stream", b"subscribed", ""),
     }[stream]
     url, server_process = start(server, target, {"GRACEFUL_TICK_MS": tick_ms})

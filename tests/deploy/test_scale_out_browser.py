@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from snippets import event_log
+from snippets import scale_out as event_log
 from tests.servers import gunicorn, kill_tree, nginx_http, redis_server
 
 pytestmark = [
@@ -20,7 +20,7 @@ pytestmark = [
     pytest.mark.nginx,
 ]
 
-TARGET = "snippets.event_log:app"
+TARGET = "snippets.scale_out:app"
 EVERY = 0.02  # seconds between published events
 
 

@@ -1,4 +1,4 @@
-"""snippets/event_log.py against a real redis-server, in process: ids are
+"""snippets/scale_out.py against a real redis-server, in process: ids are
 stream ids, a new client starts at the newest event (not "$"), a resumed
 client gets exactly what it missed, a trimmed-away id gets a reset, and
 pub/sub keeps nothing for a client that was away."""
@@ -10,7 +10,7 @@ import threading
 import pytest
 import redis
 
-from snippets import event_log
+from snippets import scale_out as event_log
 from tests.servers import redis_server, wait_until
 
 pytestmark = [pytest.mark.live, pytest.mark.redis]

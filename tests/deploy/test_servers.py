@@ -15,7 +15,7 @@ from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
 from waitress.task import WSGITask
 
-from snippets.server_probe import app as probe_app
+from snippets.servers import app as probe_app
 
 
 class FakeSocket:

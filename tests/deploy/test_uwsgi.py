@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from snippets.uwsgi_stream import app
+from snippets.uwsgi import app
 from tests.deploy.test_uwsgi_live import HEAD_BYTES, HELD, HELD_8K, PAGE
 
 client = app.test_client()

@@ -1,4 +1,4 @@
-"""uWSGI 2.0.30 (the pyuwsgi wheel) serving snippets/uwsgi_stream.py, and
+"""uWSGI 2.0.30 (the pyuwsgi wheel) serving snippets/uwsgi.py, and
 nginx in front of it with uwsgi_pass: framing, harakiri, offloading,
 disconnects, processes and threads. Proof for deploy/uwsgi.
 
@@ -32,7 +32,7 @@ from tests.servers import (
 
 pytestmark = pytest.mark.live
 
-TARGET = "snippets.uwsgi_stream:app"
+TARGET = "snippets.uwsgi:app"
 CLOSING = "tests.deploy.uwsgi_closing:app"  # the same app, logging each close
 EVENT = re.compile(rb"data: (\d+) (\d+\.\d+) \.*\n\n")
 END = b"event: end\ndata: complete\n\n"

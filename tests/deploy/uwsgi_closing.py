@@ -1,11 +1,11 @@
-"""snippets/uwsgi_stream.py's app, with a line in the server's log each time
+"""snippets/uwsgi.py's app, with a line in the server's log each time
 the server closes a response: the proof, for tests/deploy/test_uwsgi_live.py,
 of whether uWSGI closed a stream (closing it is what runs the generator's
 ``finally``) or killed the worker first."""
 
 import sys
 
-from snippets.uwsgi_stream import app as flask_app
+from snippets.uwsgi import app as flask_app
 
 
 class Closing:

@@ -9,7 +9,7 @@ import pytest
 from celery.concurrency import get_implementation
 from celery.concurrency.base import BasePool
 
-from snippets.celery_progress import app
+from snippets.celery import app
 from tests.servers import CELERY, ROOT
 
 
@@ -55,10 +55,10 @@ def test_kombu_redis_extra_pins_exact_versions():
 
 
 def test_celery_dash_a_on_the_module_finds_the_flask_app():
-    """`-A snippets.celery_progress` takes the module's `app`, which is the
+    """`-A snippets.celery` takes the module's `app`, which is the
     Flask app here: name the Celery instance (`module:celery_app`)."""
     done = subprocess.run(
-        [CELERY, "-A", "snippets.celery_progress", "worker", "--pool=solo"],
+        [CELERY, "-A", "snippets.celery", "worker", "--pool=solo"],
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,

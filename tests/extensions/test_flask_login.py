@@ -4,7 +4,7 @@ Flask 3.1.1 and on the locked Flask."""
 import pytest
 from flask_login import current_user
 
-from snippets.login_stream import app
+from snippets.flask_login import app
 
 
 def test_outside_a_request_current_user_is_a_proxy_to_none():

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from snippets.login_stream import app
+from snippets.flask_login import app
 from tests.flask_versions import run_on_flask
 
 pytestmark = pytest.mark.live
@@ -44,7 +44,7 @@ from importlib.metadata import version
 from flask import Response, stream_with_context
 from flask_login import current_user
 
-from snippets.login_stream import app
+from snippets.flask_login import app
 
 seen = {"flask": version("flask")}
 

@@ -10,7 +10,7 @@ from flask_session import Session
 from flask_session.memcached import MemcachedSessionInterface
 from pymemcache import PooledClient
 
-from snippets.server_session import app, create_app
+from snippets.flask_session import app, create_app
 
 
 def test_memcached_without_a_client_warns_and_picks_pymemcache_on_11211():

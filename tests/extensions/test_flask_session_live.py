@@ -12,7 +12,7 @@ from pymemcache import Client
 from redis import Redis
 from werkzeug.test import EnvironBuilder
 
-from snippets.server_session import create_app
+from snippets.flask_session import create_app
 from tests.servers import memcached, redis_server, werkzeug_server
 
 pytestmark = pytest.mark.live

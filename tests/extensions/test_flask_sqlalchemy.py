@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import joinedload
 
-from snippets.flask_sqlalchemy_stream import Stock, app, db, seed
+from snippets.flask_sqlalchemy import Stock, app, db, seed
 
 MiB = 1024 * 1024
 

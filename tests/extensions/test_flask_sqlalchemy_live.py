@@ -28,7 +28,7 @@ from importlib.metadata import version
 from flask import Response, stream_with_context
 from sqlalchemy import inspect, select
 
-from snippets.flask_sqlalchemy_stream import Stock, Supplier, app, db, seed
+from snippets.flask_sqlalchemy import Stock, Supplier, app, db, seed
 
 seen = {"flask": version("flask"), "teardowns": []}
 

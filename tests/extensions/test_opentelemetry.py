@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from snippets.otel_stream import app, exporter
+from snippets.opentelemetry import app, exporter
 
 
 def test_naive_rows_are_roots_of_their_own_traces():
@@ -44,7 +44,7 @@ def test_duration_metric_also_stops_when_the_view_returns():
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from snippets.otel_stream import ROW_SECONDS, make_row, provider
+    from snippets.opentelemetry import ROW_SECONDS, make_row, provider
 
     reader = InMemoryMetricReader()
     metered = Flask(__name__)

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from werkzeug.wrappers import Request, Response
 
-from snippets.otel_stream import ROW_SECONDS, app, exporter
+from snippets.opentelemetry import ROW_SECONDS, app, exporter
 from tests.flask_versions import run_on_flask
 from tests.servers import wait_until, werkzeug_server
 
@@ -124,7 +124,7 @@ from importlib.metadata import version
 
 from flask import Response, stream_with_context
 
-from snippets.otel_stream import app, exporter, make_row
+from snippets.opentelemetry import app, exporter, make_row
 
 seen = {"flask": version("flask"), "teardowns": 0, "logged": []}
 
@@ -192,11 +192,11 @@ def test_request_span_with_stream_with_context_ends_at_first_teardown(
 
 # --- Sentry ----------------------------------------------------------------
 
-SENTRY_ROWS = 6  # of ROW_SECONDS each, in snippets/sentry_stream.py too
+SENTRY_ROWS = 6  # of ROW_SECONDS each, in snippets/opentelemetry_sentry.py too
 
 CLIENT = f"""
 import sentry_sdk
-from snippets.sentry_stream import app
+from snippets.opentelemetry_sentry import app
 
 client = app.test_client()
 paths = ["/report-naive?rows={SENTRY_ROWS}", "/report?rows={SENTRY_ROWS}"]

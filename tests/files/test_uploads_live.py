@@ -316,7 +316,9 @@ def body_apps():
     (one gunicorn for all: `gunicorn 'tests.files.test_uploads_live:body_apps()'`)."""
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-    from snippets import broadcast, job_progress, lifecycle, token_stream
+    from snippets import broadcast, lifecycle
+    from snippets import jobs as job_progress
+    from snippets import tokens as token_stream
 
     return DispatcherMiddleware(
         uploads_app,

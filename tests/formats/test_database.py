@@ -9,8 +9,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, joinedload, mapped_column
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from snippets import stock_table
-from snippets.stock_table import (
+from snippets import database as stock_table
+from snippets.database import (
     CHUNK_SIZE,
     DATABASE,
     SAMPLE_ROWS,

@@ -30,8 +30,8 @@ import xlsxwriter
 from flask import send_file
 from openpyxl.utils.exceptions import IllegalCharacterError
 
-from snippets import spreadsheet
-from snippets.spreadsheet import (
+from snippets import spreadsheets as spreadsheet
+from snippets.spreadsheets import (
     HEADER,
     MAX_ROWS,
     NOT_XML,

@@ -19,7 +19,7 @@ import psutil
 import pytest
 from werkzeug.wsgi import ClosingIterator
 
-from snippets import spreadsheet
+from snippets import spreadsheets as spreadsheet
 from tests.formats.test_spreadsheets import open_fds
 from tests.servers import (
     free_port,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask, Response
 
-from snippets import token_stream
+from snippets import tokens as token_stream
 from snippets.sse import app as sse_app
 from tests.servers import nginx, open_request, read_until, wait_until
 

@@ -1,4 +1,4 @@
-"""snippets/token_stream.py in-process: input checks, byte-exact output, and
+"""snippets/tokens.py in-process: input checks, byte-exact output, and
 closing the response stops the model (both the POST and the SSE variant)."""
 
 import json
@@ -9,9 +9,9 @@ from flask import request
 from httpx_sse import connect_sse
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from snippets import token_stream
-from snippets.token_stream import ANSWER, app
-from snippets.token_stream import app as token_app
+from snippets import tokens as token_stream
+from snippets.tokens import ANSWER, app
+from snippets.tokens import app as token_app
 
 http = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://t")
 

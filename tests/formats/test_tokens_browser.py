@@ -1,11 +1,11 @@
-"""A real Chromium against snippets/token_stream.py: fetch() with a stream
+"""A real Chromium against snippets/tokens.py: fetch() with a stream
 reader renders tokens as they arrive, byte-exact; EventSource cannot POST."""
 
 import threading
 
 import pytest
 
-from snippets import token_stream
+from snippets import tokens as token_stream
 
 pytestmark = pytest.mark.browser
 

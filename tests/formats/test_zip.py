@@ -10,7 +10,7 @@ from zipfile import ZIP_STORED
 
 import pytest
 
-from snippets.zip_download import (
+from snippets.zip import (
     CHUNK_SIZE,
     FILES_DIR,
     MAX_FILES,
@@ -31,7 +31,7 @@ def open_zip(body):
 
 
 def test_sized_archive_has_exact_content_length_and_every_file():
-    names = ["ndjson.py", "mjpeg.py", "zip_download.py"]
+    names = ["ndjson.py", "mjpeg.py", "zip.py"]
     query = "&".join(f"file={name}" for name in names)
     response = app.test_client().get(f"/bundle.zip?{query}")
     body = response.data

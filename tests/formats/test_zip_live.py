@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from snippets.zip_download import app as zip_app
+from snippets.zip import app as zip_app
 from tests.servers import open_request, read_to_close
 
 pytestmark = pytest.mark.live

@@ -1,7 +1,7 @@
 """The app the live hang-up tier serves: four snippets behind one counter.
 
 ``/ndjson/...`` is snippets/ndjson.py (a fast stream, one line per yield),
-``/probe/...`` is snippets/server_probe.py (its ``/fast?batch=1000`` is the
+``/probe/...`` is snippets/servers.py (its ``/fast?batch=1000`` is the
 fast stream deploy/servers recommends under waitress), ``/sse/...`` is
 snippets/sse.py (a slow one, never ending), ``/up/...`` is
 snippets/uploads.py. Every response iterable is wrapped, so ``/_probe`` can
@@ -26,7 +26,8 @@ from a2wsgi import WSGIMiddleware
 from asgiref.wsgi import WsgiToAsgi
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from snippets import ndjson, server_probe, sse, uploads
+from snippets import ndjson, sse, uploads
+from snippets import servers as server_probe
 
 COUNTS = {"opened": 0, "ended": 0, "closed": 0}
 STATUSES: dict[str, int] = {}  # "400": how many responses had that status

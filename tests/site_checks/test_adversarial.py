@@ -41,15 +41,15 @@ from tests.servers import ROOT
 # tier would measure the missing store, not the route. Their own live tests
 # run them against the real store.
 NEEDS_STORE = {
-    "celery_progress": "every route talks to Redis through Celery (a broker)",
-    "server_session": "its session lives in memcached/Redis (Flask-Session)",
-    "event_log": "its log is a Redis stream, read on every request",
-    "flask_sqlalchemy_stream": "its tables are made by the page's set-up first",
+    "celery": "every route talks to Redis through Celery (a broker)",
+    "flask_session": "its session lives in memcached/Redis (Flask-Session)",
+    "scale_out": "its log is a Redis stream, read on every request",
+    "flask_sqlalchemy": "its tables are made by the page's set-up first",
     # Not a store, but the same rule: importing it calls sentry_sdk.init(),
     # which wraps every Flask app in this process (the downloads and
     # middleware tests then saw Sentry's response wrapper, not the server's
     # file wrapper). Its tests run it in an interpreter of its own.
-    "sentry_stream": "importing it patches Flask for the whole process",
+    "opentelemetry_sentry": "importing it patches Flask for the whole process",
 }
 # Routes whose page demonstrates a failure on purpose: a 5xx or an exception
 # while the body is produced is what the page shows. (snippet, rule) -> page.
@@ -57,20 +57,20 @@ ON_PURPOSE = {
     ("middleware", "/broken/feed"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/file"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/text"): "docs/deploy/middleware.rst",
-    ("midstream_errors", "/broken"): "docs/state/errors.rst",
-    ("midstream_errors", "/broken-early"): "docs/state/errors.rst",
-    ("with_context", "/broken"): "docs/basics/request_context.rst",
+    ("errors", "/broken"): "docs/state/errors.rst",
+    ("errors", "/broken-early"): "docs/state/errors.rst",
+    ("request_context", "/broken"): "docs/basics/request_context.rst",
     ("lifecycle", "/db-captured"): "docs/state/lifecycle.rst",
     ("downloads", "/leaky-report.csv"): "docs/files/downloads.rst",  # a file left
-    ("async_views", "/async-generator"): "docs/async/views.rst",
-    ("async_views", "/async-generator-response"): "docs/async/views.rst",
-    ("login_stream", "/report-broken"): "docs/extensions/flask_login.rst",
+    ("views", "/async-generator"): "docs/async/views.rst",
+    ("views", "/async-generator-response"): "docs/async/views.rst",
+    ("flask_login", "/report-broken"): "docs/extensions/flask_login.rst",
 }
 
 EXAMPLES = int(os.environ.get("FSP_ADVERSARIAL_EXAMPLES", "12"))  # per route
 MAX_CHUNKS = 64
 MAX_BYTES = 256 * 1024
-NOT_APPS = {"__init__", "job_queue"}
+NOT_APPS = {"__init__", "checks", "jobs_queue"}
 SHARED_TMP = Path(tempfile.gettempdir())
 # The SQLite stores the snippets keep (and their -wal, -shm): not strays.
 STORES = (

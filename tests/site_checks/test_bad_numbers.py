@@ -26,8 +26,11 @@ from typing import NamedTuple
 
 import pytest
 
-from snippets import graceful_stream, job_progress, lifecycle, session_stream
-from snippets.midstream_errors import app as errors_app
+from snippets import jobs as job_progress
+from snippets import lifecycle
+from snippets import restarts as graceful_stream
+from snippets import sessions as session_stream
+from snippets.errors import app as errors_app
 from tests.servers import ROOT, wait_until
 
 HUGE = "9" * 5000
@@ -85,10 +88,10 @@ OUR_EVENT = f"{ID} must be the id of an event from this stream"
 # Redis: for those the ASCII value is not sent (tests/extensions cover them
 # with the real stores).
 CASES = [
-    Case("hello_stream", "get", "/count", "query", "n"),
+    Case("responses", "get", "/count", "query", "n"),
     Case("csv_export", "get", "/export.csv", "query", "rows"),
-    Case("template_stream", "get", "/report", "query", "rows"),
-    Case("template_stream", "get", "/buffered", "query", "rows"),
+    Case("templates", "get", "/report", "query", "rows"),
+    Case("templates", "get", "/buffered", "query", "rows"),
     Case("broadcast", "get", "/stream", "query", "limit"),
     Case("downloads", "get", "/report.csv", "query", "rows"),
     Case("mjpeg", "get", "/stream.mjpg", "query", "fps"),
@@ -96,47 +99,47 @@ CASES = [
     Case("mjpeg", "get", "/", "query", "fps"),
     Case("ndjson", "get", "/items.ndjson", "query", "count"),
     Case("ndjson", "get", "/items.json", "query", "count"),
-    Case("proxy_headers", "get", "/events", "query", "count"),
-    Case("proxy_headers", "get", "/events", "query", "interval_ms"),
-    Case("proxy_headers", "get", "/events", "query", "heartbeat_ms"),
-    Case("proxy_headers", "get", "/progress", "query", "steps"),
-    Case("server_probe", "get", "/stream", "query", "chunks"),
-    Case("server_probe", "get", "/stream", "query", "interval_ms"),
-    Case("server_probe", "get", "/fast", "query", "lines"),
-    Case("server_probe", "get", "/fast", "query", "batch"),
-    Case("stock_table", "get", "/stock", "query", "rows"),
-    Case("zip_download", "get", "/bundle.zip", "query", "rows"),
+    Case("proxies", "get", "/events", "query", "count"),
+    Case("proxies", "get", "/events", "query", "interval_ms"),
+    Case("proxies", "get", "/events", "query", "heartbeat_ms"),
+    Case("proxies", "get", "/progress", "query", "steps"),
+    Case("servers", "get", "/stream", "query", "chunks"),
+    Case("servers", "get", "/stream", "query", "interval_ms"),
+    Case("servers", "get", "/fast", "query", "lines"),
+    Case("servers", "get", "/fast", "query", "batch"),
+    Case("database", "get", "/stock", "query", "rows"),
+    Case("zip", "get", "/bundle.zip", "query", "rows"),
     Case("sse", "get", "/events", "query", "limit"),
     Case("sse", "get", "/events", "query", "every"),
     Case("sse", "get", "/events", "header", ID, message=OUR_EVENT),
-    Case("session_stream", "get", "/report", "query", "lines"),
+    Case("sessions", "get", "/report", "query", "lines"),
     Case("lifecycle", "get", "/plain", "query", "n"),
     Case("lifecycle", "get", "/wait", "query", "seconds", {"beat": "yes"}),
-    Case("job_progress", "post", "/jobs", "form", "steps"),
-    Case("job_progress", "post", "/jobs", "form", "fail_at", {"steps": "5"}),
-    Case("job_progress", "get", "/jobs/{job}/events", "header", ID),
-    Case("asgi_bridge", "get", "/ticks", "query", "seconds"),
-    Case("asgi_bridge", "get", "/ticks", "query", "interval_ms"),
-    Case("async_views", "get", "/sync-generator", "query", "count"),
-    Case("heartbeat", "get", "/answer", "query", "seconds", valid="0"),
-    Case("heartbeat", "get", "/work", "query", "seconds"),
-    Case("heartbeat", "get", "/work", "query", "heartbeat_ms"),
-    Case("uwsgi_stream", "get", "/events", "query", "count"),
-    Case("uwsgi_stream", "get", "/events", "query", "interval_ms"),
-    Case("uwsgi_stream", "get", "/events", "query", "pad"),
-    Case("graceful_stream", "get", "/events", "header", ID, None, "{tick}", OUR_EVENT),
-    Case("login_stream", "get", "/report", "query", "lines"),
-    Case("otel_stream", "get", "/report", "query", "rows"),
-    Case("flask_sqlalchemy_stream", "get", "/stock", "query", "rows"),
-    Case("midstream_errors", "get", "/cities/oslo", "query", "fail_after"),
+    Case("jobs", "post", "/jobs", "form", "steps"),
+    Case("jobs", "post", "/jobs", "form", "fail_at", {"steps": "5"}),
+    Case("jobs", "get", "/jobs/{job}/events", "header", ID),
+    Case("asgi_servers", "get", "/ticks", "query", "seconds"),
+    Case("asgi_servers", "get", "/ticks", "query", "interval_ms"),
+    Case("views", "get", "/sync-generator", "query", "count"),
+    Case("hosting", "get", "/answer", "query", "seconds", valid="0"),
+    Case("hosting", "get", "/work", "query", "seconds"),
+    Case("hosting", "get", "/work", "query", "heartbeat_ms"),
+    Case("uwsgi", "get", "/events", "query", "count"),
+    Case("uwsgi", "get", "/events", "query", "interval_ms"),
+    Case("uwsgi", "get", "/events", "query", "pad"),
+    Case("restarts", "get", "/events", "header", ID, None, "{tick}", OUR_EVENT),
+    Case("flask_login", "get", "/report", "query", "lines"),
+    Case("opentelemetry", "get", "/report", "query", "rows"),
+    Case("flask_sqlalchemy", "get", "/stock", "query", "rows"),
+    Case("errors", "get", "/cities/oslo", "query", "fail_after"),
     Case("command_output", "get", "/run/count", "query", "n"),
-    Case("spreadsheet", "get", "/export.xlsx", "query", "rows"),
-    Case("celery_progress", "post", "/reports", "form", "steps", valid=None),
-    Case("celery_progress", "get", "/reports/t1/events", "header", ID, valid=None),
-    Case("celery_progress", "get", PROGRESS, "query", "after", valid=None),
-    Case("server_session", "get", "/export", "query", "lines", valid=None),
+    Case("spreadsheets", "get", "/export.xlsx", "query", "rows"),
+    Case("celery", "post", "/reports", "form", "steps", valid=None),
+    Case("celery", "get", "/reports/t1/events", "header", ID, valid=None),
+    Case("celery", "get", PROGRESS, "query", "after", valid=None),
+    Case("flask_session", "get", "/export", "query", "lines", valid=None),
 ]
-NEGATIVE_ALLOWED = {("midstream_errors", "fail_after")}  # -1: never fail
+NEGATIVE_ALLOWED = {("errors", "fail_after")}  # -1: never fail
 
 
 @pytest.fixture(autouse=True)
@@ -162,9 +165,9 @@ def finished_job():
 
 def client_for(case):
     client = importlib.import_module(f"snippets.{case.snippet}").app.test_client()
-    if case.snippet == "login_stream":
+    if case.snippet == "flask_login":
         client.post("/login/1")
-    elif case.snippet == "celery_progress":  # a task this session started
+    elif case.snippet == "celery":  # a task this session started
         with client.session_transaction() as session:
             session["reports"] = ["t1"]
     return client
@@ -241,7 +244,7 @@ def answer_to_valid(case, value):
             status = response.status_code
             # A stream's body may not end: read only an error's.
             answer["got"] = status, response.get_data()[:200] if status >= 400 else b""
-        return not (case.snippet == "job_progress" and status == 503)
+        return not (case.snippet == "jobs" and status == 503)
 
     assert wait_until(answered, timeout=60, interval=0.1)
     return answer["got"]
@@ -249,7 +252,7 @@ def answer_to_valid(case, value):
 
 SENTRY = """
 import json, sys
-from snippets.sentry_stream import app
+from snippets.opentelemetry_sentry import app
 
 client = app.test_client()
 answers = {}
@@ -261,7 +264,7 @@ print(json.dumps(answers))
 
 
 def test_sentry_snippet_refuses_them_too():
-    """snippets/sentry_stream.py in an interpreter of its own: importing it
+    """snippets/opentelemetry_sentry.py in an interpreter of its own: importing it
     calls sentry_sdk.init(), which patches Flask for the whole process."""
     values = [*REFUSED, *lenient("3").values()]
     done = subprocess.run(

@@ -151,7 +151,7 @@ def test_skipped_block_check_can_fail():
 def test_page_without_examples_check_can_fail(tmp_path):
     page = tmp_path / "bad.rst"
     page.write_text(
-        "Bad\n===\n\n.. literalinclude:: /../snippets/hello_stream.py\n\n"
+        "Bad\n===\n\n.. literalinclude:: /../snippets/responses.py\n\n"
         "Prose, but no example runs.\n"
     )
     assert INCLUDE.search(page.read_text())
@@ -162,9 +162,9 @@ def test_page_without_examples_check_can_fail(tmp_path):
 
 def test_unincluded_snippet_check_can_fail(tmp_path):
     page = tmp_path / "one.rst"
-    page.write_text(".. literalinclude:: /../snippets/hello_stream.py\n")
-    assert included_snippets([page]) == {"hello_stream.py"}
-    snippets = {"hello_stream.py", "orphan.py"}
+    page.write_text(".. literalinclude:: /../snippets/responses.py\n")
+    assert included_snippets([page]) == {"responses.py"}
+    snippets = {"responses.py", "orphan.py"}
     assert snippets - included_snippets([page]) == {"orphan.py"}
 
 

@@ -105,12 +105,26 @@ def test_cited_test_links_to_its_anchor_with_the_full_id_on_hover(tmp_path):
         'href="proof/part/test_index.html#proof-part-test-index-test-cited" '
         'title="tests/part/test_index.py::test_cited"'
     ) in html
-    assert '<code class="proof docutils literal notranslate"' in html
+    # A mark, not the name; the parentheses around a citation are gone.
+    assert '<span class="proof-mark">\u2713</span></a> and<a' in html
+    assert "Proven<a " in html
+    assert '<span class="proof-mark">\u2713</span></a>.</p>' in html
+    assert '<code class="proof docutils literal notranslate"' not in html
     proof = (tmp_path / "out" / "proof" / "part" / "test_index.html").read_text()
     assert 'id="proof-part-test-index-test-cited"' in proof
     assert "What this proves." in proof
     assert 'id="proof-part-test-index-testgroup-test-method"' in proof
     assert re.search(r"Cited by <a [^>]*href=\"../../index.html\"", proof)
+
+
+def test_testname_shows_the_name_and_keeps_the_parentheses(tmp_path):
+    page = "Settled by (:testname:`tests/part/test_index.py::test_cited`).\n"
+    result = build(tmp_path, page)
+    assert result.returncode == 0, result.stderr
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "Settled by (<a " in html
+    assert '<code class="proof docutils literal notranslate">' in html
+    assert "test_cited</span></code></a>).</p>" in html
 
 
 # -- the real site ---------------------------------------------------------------

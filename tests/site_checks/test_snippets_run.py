@@ -9,11 +9,11 @@ import pytest
 
 from tests.servers import ROOT, free_port, process_server, read_log, server_env
 
-# job_queue.py is the Redis store job_progress.py imports (REDIS_URL set): it
-# has no app of its own, so that it does not import job_progress.py back.
-NOT_APPS = {"__init__", "job_queue"}
-# quart_tokens.py is the Quart side of async/quart: `quart --app ... run`.
-CLI = {"quart_tokens": "quart"}
+# jobs_queue.py is the Redis store jobs.py imports (REDIS_URL set): it
+# has no app of its own, so that it does not import jobs.py back.
+NOT_APPS = {"__init__", "checks", "jobs_queue"}
+# quart.py is the Quart side of async/quart: `quart --app ... run`.
+CLI = {"quart": "quart"}
 SNIPPETS = sorted(
     p.stem for p in (ROOT / "snippets").glob("*.py") if p.stem not in NOT_APPS
 )
@@ -43,7 +43,7 @@ def test_flask_run_streams_a_snippet_as_it_is():
     """`flask run` (threaded by default) answers with a chunked stream."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "flask", "--app", "snippets.hello_stream",
+        sys.executable, "-m", "flask", "--app", "snippets.responses",
         "run", "--port", str(port),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}/count?n=3"

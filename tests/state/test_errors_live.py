@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from snippets.midstream_errors import IncompleteStream, app, read_districts
+from snippets.errors import IncompleteStream, app, read_districts
 from tests.servers import (
     free_port,
     gunicorn,
@@ -37,13 +37,13 @@ def serve(kind):
     """Yield (base URL, function returning what the server logged so far)."""
     if kind in {"sync", "gthread"}:
         args = ("--threads", "2") if kind == "gthread" else ()
-        target = "snippets.midstream_errors:app"
+        target = "snippets.errors:app"
         with gunicorn(target, worker_class=kind, args=args) as (url, proc):
             yield url, lambda: read_log(proc)
     elif kind == "flask run --debug":
         port = free_port()
         argv = [
-            sys.executable, "-m", "flask", "--app", "snippets.midstream_errors",
+            sys.executable, "-m", "flask", "--app", "snippets.errors",
             "run", "--debug", "--no-reload", "--port", str(port),
         ]  # fmt: skip
         with process_server(argv, port) as proc:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from flask import Flask, session
 
-from snippets import job_progress
-from snippets.job_progress import SqliteJobs, app
+from snippets import jobs as job_progress
+from snippets.jobs import SqliteJobs, app
 from tests.servers import ROOT, free_port, process_server, wait_until
 
 
@@ -69,7 +69,7 @@ def test_stream_reads_events_written_by_another_process(client, store, tmp_path)
     """The SQLite store is a file: a process other than the web app's (another
     gunicorn worker, a script) writes events the stream then sends."""
     code = (
-        "import sys; from snippets.job_progress import SqliteJobs\n"
+        "import sys; from snippets.jobs import SqliteJobs\n"
         "jobs = SqliteJobs(sys.argv[1])\n"
         "jobs.add('elsewhere', state='queued', done=0, total=1)\n"
         "jobs.add('elsewhere', state='finished', done=1, total=1, result=1)\n"
@@ -123,7 +123,7 @@ def test_thread_job_dies_with_its_process(tmp_path):
 
     def flask_run():
         port = free_port()
-        argv = [sys.executable, "-m", "flask", "--app", "snippets.job_progress"]
+        argv = [sys.executable, "-m", "flask", "--app", "snippets.jobs"]
         argv += ["run", "--port", str(port)]
         return process_server(argv, port, env=env), f"http://127.0.0.1:{port}"
 
@@ -179,12 +179,12 @@ def test_jobs_beyond_the_thread_cap_get_503_with_retry_after(
 
 
 def test_job_queue_does_not_import_job_progress():
-    """job_queue.py once imported job_progress.py, which imports job_queue.py
+    """jobs_queue.py once imported jobs.py, which imports jobs_queue.py
     when REDIS_URL is set: a circle. Now the job function is handed to the
     Redis store, and the worker finds it by its dotted name."""
     code = (
-        "import sys, snippets.job_queue; "
-        "assert 'snippets.job_progress' not in sys.modules, 'circle'"
+        "import sys, snippets.jobs_queue; "
+        "assert 'snippets.jobs' not in sys.modules, 'circle'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -17,7 +17,7 @@ from redis import Redis
 from rq import Queue, SimpleWorker, Worker, get_current_job
 from rq.job import Job, JobStatus
 
-from snippets import job_progress
+from snippets import jobs as job_progress
 from tests.servers import ROOT, free_port, process_server, redis_server, stop
 
 pytestmark = [pytest.mark.live, pytest.mark.redis]
@@ -71,7 +71,7 @@ def test_flask_and_rq_worker_processes_share_only_redis(redis_url):
     The queued event arrives before any worker exists; the rest arrives on
     the same open stream once a worker runs the job."""
     port = free_port()
-    argv = [sys.executable, "-m", "flask", "--app", "snippets.job_progress"]
+    argv = [sys.executable, "-m", "flask", "--app", "snippets.jobs"]
     argv += ["run", "--port", str(port)]
     env = {"REDIS_URL": redis_url, "JOB_STEP_SECONDS": "0.05"}
     redis = Redis.from_url(redis_url)

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import scoped_session
 from werkzeug.test import EnvironBuilder
 
-from snippets import session_stream
-from snippets.session_stream import app, server_side_app
+from snippets import sessions as session_stream
+from snippets.sessions import app, server_side_app
 
 
 def test_view_session_change_is_saved():

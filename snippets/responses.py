@@ -1,6 +1,8 @@
 """Streaming responses: a generator becomes the body, one chunk per yield."""
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response
+
+from snippets.checks import whole_number
 
 app = Flask(__name__)
 
@@ -10,15 +12,7 @@ MAX_COUNT = 10_000
 # [count]
 @app.get("/count")
 def count():
-    # Validate before the stream starts: a 400 is still possible here.
-    raw = request.args.get("n", "3")
-    try:
-        n = int(raw)
-    except ValueError:
-        abort(400, f"n must be a whole number from 1 to {MAX_COUNT}")
-    # int() also reads " 3", "+3" and other scripts' digits: ASCII digits only.
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= n <= MAX_COUNT:
-        abort(400, f"n must be a whole number from 1 to {MAX_COUNT}")
+    n = whole_number("n", 1, MAX_COUNT, default=3)  # a 400 if it is not
 
     def generate():
         for i in range(1, n + 1):

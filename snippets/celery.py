@@ -3,8 +3,8 @@ stream that progress as server-sent events or NDJSON, resume, and cancel.
 
     redis-server
     export REDIS_URL=redis://127.0.0.1:6379/0
-    celery -A snippets.celery_progress:celery_app worker --pool=solo
-    flask --app snippets.celery_progress run
+    celery -A snippets.celery:celery_app worker --pool=solo
+    flask --app snippets.celery run
 """
 
 import json

@@ -164,8 +164,8 @@ def stats():
 
 # [asgi]
 # The same app for ASGI servers, through each bridge:
-#   uvicorn snippets.server_probe:a2wsgi_app
-#   uvicorn snippets.server_probe:asgiref_app
+#   uvicorn snippets.servers:a2wsgi_app
+#   uvicorn snippets.servers:asgiref_app
 a2wsgi_app = WSGIMiddleware(app)
 asgiref_app = WsgiToAsgi(app)
 # [asgi-end]

@@ -1,9 +1,9 @@
 """Flask under an ASGI server (uvicorn, hypercorn): a stream that still ends
 when its client leaves, although the bridges never tell the generator.
 
-    uvicorn snippets.asgi_bridge:asgi_app      # asgiref's WsgiToAsgi
-    uvicorn snippets.asgi_bridge:a2wsgi_app    # a2wsgi's WSGIMiddleware
-    hypercorn snippets.asgi_bridge:app         # hypercorn's own WSGI support
+    uvicorn snippets.asgi_servers:asgi_app      # asgiref's WsgiToAsgi
+    uvicorn snippets.asgi_servers:a2wsgi_app    # a2wsgi's WSGIMiddleware
+    hypercorn snippets.asgi_servers:app         # hypercorn's own WSGI support
 """
 
 import asyncio

@@ -1,6 +1,6 @@
-"""The token stream of snippets/token_stream.py, written for Quart.
+"""The token stream of snippets/tokens.py, written for Quart.
 
-Serve it with an ASGI server: ``hypercorn snippets.quart_tokens:app``.
+Serve it with an ASGI server: ``hypercorn snippets.quart:app``.
 """
 
 import asyncio

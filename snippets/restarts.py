@@ -25,7 +25,7 @@ shutdown = threading.Event()  # set when this worker is asked to stop
 
 def post_worker_init(worker):
     """A gunicorn hook, called in each worker once the app is loaded; run
-    ``gunicorn -c python:snippets.graceful_stream snippets.graceful_stream:app``.
+    ``gunicorn -c python:snippets.restarts snippets.restarts:app``.
     """
 
     def watch():

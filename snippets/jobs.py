@@ -96,7 +96,7 @@ class SqliteJobs:
 @cache
 def open_store(redis_url, db_path):
     if redis_url:
-        from snippets.job_queue import RedisJobs  # needs redis and rq installed
+        from snippets.jobs_queue import RedisJobs  # needs redis and rq installed
 
         return RedisJobs.from_url(redis_url, work=run_job)
     return SqliteJobs(db_path)

@@ -1,10 +1,10 @@
-"""The job of job_progress.py on a task queue: an RQ worker runs it, Redis
+"""The job of jobs.py on a task queue: an RQ worker runs it, Redis
 holds its progress, and the Flask stream reads the progress from Redis.
 
-job_progress.py uses this module when REDIS_URL is set::
+jobs.py uses this module when REDIS_URL is set::
 
     redis-server
-    REDIS_URL=redis://127.0.0.1:6379/0 flask --app snippets.job_progress run
+    REDIS_URL=redis://127.0.0.1:6379/0 flask --app snippets.jobs run
     rq worker --url redis://127.0.0.1:6379/0
 """
 

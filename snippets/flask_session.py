@@ -1,8 +1,8 @@
 """Flask-Session with a Redis or a memcached store, and a streamed response:
 what the store keeps from a change in the view, and from one in the generator.
 
-    SESSION_STORE=redis://127.0.0.1:6379/0 flask --app snippets.server_session run
-    SESSION_STORE=memcached://127.0.0.1:11211 flask --app snippets.server_session run
+    SESSION_STORE=redis://127.0.0.1:6379/0 flask --app snippets.flask_session run
+    SESSION_STORE=memcached://127.0.0.1:11211 flask --app snippets.flask_session run
 """
 
 import os
