@@ -40,6 +40,10 @@ def encode_json(payload, **fields):
 
 
 HEARTBEAT = ": keep-alive\n\n"  # a comment: EventSource ignores it
+
+# Headers for any long-lived stream: no cache may keep it, and nginx passes
+# each chunk on instead of filling its buffer first.
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # [encode-end]
 
 
@@ -87,7 +91,7 @@ def events():
     return Response(
         generate(),
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=STREAM_HEADERS,
     )
 
 
