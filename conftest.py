@@ -47,13 +47,21 @@ pytest_collect_file = (pages + docstrings).pytest()
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (``make test`` runs ``-n``), each worker gets a
+    """Snippets that sign cookies refuse to start without ``FLASK_SECRET_KEY``
+    (snippets/checks.py): the run gets a random one, inherited by the
+    servers it starts.
+
+    Under pytest-xdist (``make test`` runs ``-n``), each worker gets a
     temporary folder of its own: snippets keep their files in
     ``tempfile.gettempdir()`` (uploads, job databases, session files), and a
     test that checks that a folder is left empty must not see another
     worker's files. Servers the tests start inherit it (TMPDIR). Removed when
     the worker ends. The one store outside the temporary folder gets its own
     copy per worker too (DATABASE_URL, below)."""
+    import os
+    import secrets
+
+    os.environ.setdefault("FLASK_SECRET_KEY", secrets.token_hex())
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker is None:
         mark_this_run(config)

@@ -26,6 +26,8 @@ from flask import (
 )
 from redis import Redis
 
+from snippets.checks import secret_key
+
 MAX_STEPS = 1000
 STEP_SECONDS = float(os.environ.get("REPORT_STEP_SECONDS", "0.2"))  # stand-in work
 POLL_SECONDS = 0.1  # how often a stream reads the task's state
@@ -50,7 +52,7 @@ def celery_init_app(app):
 
 def create_app(redis_url):
     app = Flask(__name__)
-    app.secret_key = os.environ.get("SECRET_KEY", "dev only: set SECRET_KEY")
+    app.secret_key = secret_key()
     app.config["REDIS_URL"] = redis_url  # the cancel flags live here too
     app.config["CELERY"] = {"broker_url": redis_url, "result_backend": redis_url}
     celery_init_app(app)

@@ -1,11 +1,15 @@
-"""Bounded whole numbers from a request: one line in a view, a 400 with a
-clear message before the stream starts.
+"""Checks every snippet shares: bounded whole numbers from a request (one
+line in a view, a 400 with a clear message before the stream starts), and
+the secret key that signs session cookies.
 
 Every snippet reads its numbers through :func:`whole_number`, so a view
 opens with its pattern, not with parsing::
 
     n = whole_number("n", 1, 10_000, default=3)
 """
+
+import os
+import secrets
 
 from flask import abort, request
 
@@ -32,3 +36,23 @@ def whole_number(name, low, high, default=None, *, source="args"):
 
 
 # [whole-number-end]
+
+
+# [secret-key]
+def secret_key():
+    """The key that signs session cookies: ``FLASK_SECRET_KEY`` from the
+    environment. Under ``flask run --debug`` without one, a random key
+    (sessions end with the process). Anything else refuses to start: a key
+    written in the code signs cookies that anyone who reads it can forge.
+    """
+    if key := os.environ.get("FLASK_SECRET_KEY"):
+        return key
+    if os.environ.get("FLASK_DEBUG", "").lower() in {"1", "true"}:
+        return secrets.token_hex()
+    raise RuntimeError(
+        "set FLASK_SECRET_KEY, e.g. to the output of"
+        " python -c 'import secrets; print(secrets.token_hex())'"
+    )
+
+
+# [secret-key-end]

@@ -9,8 +9,10 @@ from flask_login import (
     login_user,
 )
 
+from snippets.checks import secret_key
+
 app = Flask(__name__)
-app.secret_key = "dev only: set a real secret key in production"
+app.secret_key = secret_key()
 login_manager = LoginManager(app)
 
 

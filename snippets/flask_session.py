@@ -23,6 +23,8 @@ from flask_session import Session
 from pymemcache import PooledClient
 from redis import Redis
 
+from snippets.checks import secret_key
+
 streams = Blueprint("streams", __name__)
 MAX_LINES = 1000
 OUTCOME_SECONDS = 24 * 60 * 60  # how long the store keeps what a stream did
@@ -46,7 +48,7 @@ def session_config(store_url):
 
 def create_app(store_url):
     app = Flask(__name__)
-    app.secret_key = os.environ.get("SECRET_KEY", "dev only: set SECRET_KEY")
+    app.secret_key = secret_key()
     app.config.update(session_config(store_url))
     Session(app)  # replaces app.session_interface
     app.register_blueprint(streams)

@@ -1,7 +1,6 @@
 """The life of a streamed response: hooks, session, teardown, body, close."""
 
 import logging
-import os
 import sqlite3
 import time
 
@@ -16,8 +15,10 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
+from snippets.checks import secret_key
+
 app = Flask(__name__)
-app.secret_key = os.environ.get("SECRET_KEY", "dev only: set SECRET_KEY")
+app.secret_key = secret_key()
 app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # larger uploads get a 413
 app.logger.setLevel(logging.INFO)  # Flask shows only warnings unless debugging
 

@@ -19,7 +19,9 @@ from flask import (
 )
 from flask_session import Session
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev only: set SECRET_KEY")
+from snippets.checks import secret_key
+
+SECRET_KEY = secret_key()
 bp = Blueprint("streams", __name__)
 
 

@@ -60,7 +60,7 @@ def test_celery_dash_a_on_the_module_finds_the_flask_app():
     done = subprocess.run(
         [CELERY, "-A", "snippets.celery", "worker", "--pool=solo"],
         cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "FLASK_SECRET_KEY": "k"},
         capture_output=True,
         text=True,
         timeout=60,
