@@ -29,7 +29,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 4
 LINT_PATHS  := snippets tests bench conf.py conftest.py docs/_intersphinx docs/_ext
 
-.PHONY: help venv system screenshots html livehtml test doctest lint format bench inventories lock clean Makefile
+.PHONY: help venv system screenshots html livehtml test check doctest lint format bench inventories lock clean Makefile
 
 help: $(STAMP)
 	@$(SPHINXBUILD) -M help "$(SOURCEDIR)" "$(BUILDDIR)" -c . $(SPHINXOPTS) $(O)
@@ -38,6 +38,7 @@ help: $(STAMP)
 	@echo "  html         build the site with -W -n (zero warnings, zero broken references)"
 	@echo "  livehtml     serve the site on PORT=$(PORT), rebuilding when docs/, snippets/ or conf.py change"
 	@echo "  test         every gate: the -W build, lint, Sybil examples, tests, 100% coverage"
+	@echo "  check        the inner loop: the build, lint, every example and in-process test (no servers)"
 	@echo "  doctest      only the examples on the pages and in snippet docstrings (Sybil)"
 	@echo "  lint         ruff check, ruff format --check, sphinx-lint"
 	@echo "  bench        run the benchmarks and refresh the Performance page's data"
@@ -103,7 +104,17 @@ test: system
 	@$(MAKE) --no-print-directory --output-sync=target -j 2 html $(TEST_STAMP)
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m tests.tiers coveragerc $(COVERAGERC)
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest --cov-config=$(COVERAGERC) -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE FSP_RECORD_DURATIONS=1 $(BIN)/python -m pytest --cov-config=$(COVERAGERC) -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
+# The inner loop, between make doctest and make test: the -W build, lint,
+# every example and every test that needs no server, proxy, store, worker or
+# browser (the *_live.py and *_browser.py modules are left out), less the
+# tests marked slow, without coverage.
+CHECK_WORKERS ?= 2
+check: $(TEST_STAMP)
+	@$(MAKE) --no-print-directory --output-sync=target -j 2 html lint
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest --no-cov -n $(CHECK_WORKERS) --dist loadscope \
+		--ignore-glob='*_live.py' --ignore-glob='*_browser.py' -m 'not slow' $(PYTEST_ARGS)
 
 doctest: $(TEST_STAMP)
 	$(BIN)/python -m pytest docs snippets --no-cov $(PYTEST_ARGS)

@@ -3,10 +3,8 @@ snippets/. This must be the ROOT conftest so that Sybil sees docs/ and
 snippets/ (pytest only asks conftest files at or above a path to collect it).
 """
 
-import re
 from doctest import ELLIPSIS, NORMALIZE_WHITESPACE
 
-import pytest
 from sybil import Sybil
 from sybil.parsers.rest import (
     ClearNamespaceParser,
@@ -45,6 +43,10 @@ docstrings = Sybil(
 
 pytest_collect_file = (pages + docstrings).pytest()
 
+# The xdist scheduler (longest first, from recorded durations) and the reaper
+# of processes a test left behind: each in a module of its own.
+pytest_plugins = ["tests.scheduler", "tests.reaper"]
+
 
 def pytest_configure(config):
     """Snippets that sign cookies refuse to start without ``FLASK_SECRET_KEY``
@@ -64,6 +66,8 @@ def pytest_configure(config):
     os.environ.setdefault("FLASK_SECRET_KEY", secrets.token_hex())
     worker = getattr(config, "workerinput", {}).get("workerid")
     if worker is None:
+        from tests.reaper import mark_this_run
+
         mark_this_run(config)
         return
     import os
@@ -90,129 +94,3 @@ def pytest_unconfigure(config):
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
-
-
-# -- pytest-xdist: which tests run together, and which start first ------------
-#
-# ``make test`` runs ``pytest -n N --dist loadscope``, with this scheduler: the
-# tests of one file go to one worker and run there in order (a page's examples
-# share one namespace, and a module's fixtures start its servers once), except
-# the tests whose id matches SPREAD, which each go where a worker is free (the
-# walks over the built site, cut into parts). The scopes in SLOW_FIRST start
-# first, longest first (SPREAD stands for the parts), so that the longest do
-# not begin last and hold the run up. (xdist's own
-# ``loadgroup`` does not work with pytest 9.2: it renames ``item._nodeid``,
-# which pytest 9.2 no longer reads, so every test became a group of its own.)
-SPREAD = re.compile(r"^tests/site_checks/test_built_site_browser\.py::.*\[\d+of\d+\]$")
-SLOW_FIRST = [  # from ``--durations``: the longest scopes, longest first
-    "tests/test_performance.py",
-    "tests/deploy/test_servers_live.py",
-    "tests/formats/test_database.py",
-    SPREAD,  # the parts of the site walks: 20 to 70 s each under make test
-    "tests/site_checks/test_hangups_live.py",
-    "tests/deploy/test_restarts_live.py",
-    "tests/files/test_uploads_live.py",
-    "tests/site_checks/test_adversarial.py",
-    "tests/async/test_views_live.py",
-    "tests/deploy/test_restarts_browser.py",
-    "tests/state/test_jobs_live.py",
-    "tests/formats/test_spreadsheets_live.py",
-]
-
-
-def pytest_xdist_make_scheduler(config, log):
-    if config.getvalue("dist") != "loadscope":
-        return None  # any other --dist: xdist's own
-    from xdist.scheduler import LoadScopeScheduling
-
-    class Scheduling(LoadScopeScheduling):
-        ordered = False
-
-        def _split_scope(self, nodeid):
-            return nodeid if SPREAD.match(nodeid) else nodeid.split("::", 1)[0]
-
-        def _assign_work_unit(self, node):
-            if not self.ordered:  # the queue is complete by the first call
-                self.ordered = True
-                first = []
-                for entry in SLOW_FIRST:
-                    if entry is SPREAD:
-                        first += [s for s in self.workqueue if SPREAD.match(s)]
-                    elif entry in self.workqueue:
-                        first.append(entry)
-                for scope in reversed(first):
-                    self.workqueue.move_to_end(scope, last=False)
-            super()._assign_work_unit(node)
-
-    return Scheduling(config, log)
-
-
-# -- no process left behind ---------------------------------------------------
-#
-# The outermost pytest marks its environment with a run id; every worker and
-# every server, proxy, store, worker or browser a test starts inherits it,
-# even one that outlives its parent and is adopted by init. When the session
-# ends, any process still carrying the id was left behind by a test: it is
-# named, killed, and the run fails.
-RUN_ID = "FSP_TEST_RUN"
-
-
-def mark_this_run(config):
-    import os
-    import uuid
-
-    if RUN_ID in os.environ:  # a pytest run by a test: the outer run checks
-        return
-    os.environ[RUN_ID] = config._fsp_run = uuid.uuid4().hex
-
-
-def processes_of_this_run(run):
-    import os
-
-    import psutil
-
-    me = os.getpid()
-    found = []
-    for proc in psutil.process_iter(["pid", "ppid", "status"]):
-        info = proc.info
-        if info["pid"] == me or info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        try:
-            env = proc.environ()
-        except (psutil.Error, OSError):
-            continue
-        if env.get(RUN_ID) != run:
-            continue
-        if info["ppid"] == me and "PYTEST_XDIST_WORKER" in env:
-            continue  # one of our xdist workers, still exiting
-        found.append(proc)
-    return found
-
-
-def pytest_sessionfinish(session):
-    run = getattr(session.config, "_fsp_run", None)
-    if run is None:
-        return
-    import time
-
-    import psutil
-
-    deadline = time.monotonic() + 10  # a server still shutting down may end
-    while (left := processes_of_this_run(run)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if not left:
-        return
-    names = []
-    for proc in left:
-        try:
-            names.append(f"pid {proc.pid}: {' '.join(proc.cmdline())[:160]}")
-            proc.kill()
-        except psutil.Error:
-            continue
-    session.config._fsp_left = names
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter):
-    for line in getattr(terminalreporter.config, "_fsp_left", []):
-        terminalreporter.write_line(f"left behind by a test, killed: {line}", red=True)

@@ -22,7 +22,7 @@ INCLUDED = re.compile(r"(?:image::|:file:)\s*/_bench/(\S+)")
 
 # Measurements, not coverage: the bench's clients and servers run untraced, as
 # make bench runs them (tests/conftest.py pauses coverage for the fixtures too).
-pytestmark = pytest.mark.no_cover
+pytestmark = [pytest.mark.no_cover, pytest.mark.slow]
 
 
 def quiet(*args, **kwargs):

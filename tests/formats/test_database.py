@@ -80,6 +80,7 @@ def core_all_then_render():
 # examples', measured there.
 @pytest.mark.timeout(360)
 @pytest.mark.no_cover
+@pytest.mark.slow
 def test_streaming_100k_rows_keeps_memory_flat_and_all_does_not(warm, capsys):
     streamed = peak_while(stream_everything)
     core_all = peak_while(core_all_then_render)

@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from quart import Quart
 
+from tests import snippet_index
 from tests.servers import ROOT
 
 # Snippets whose app needs a store or a worker at import or request time: the
@@ -70,7 +71,6 @@ ON_PURPOSE = {
 EXAMPLES = int(os.environ.get("FSP_ADVERSARIAL_EXAMPLES", "12"))  # per route
 MAX_CHUNKS = 64
 MAX_BYTES = 256 * 1024
-NOT_APPS = {"__init__", "checks", "jobs_queue"}
 SHARED_TMP = Path(tempfile.gettempdir())
 # The SQLite stores the snippets keep (and their -wal, -shm): not strays.
 STORES = (
@@ -86,7 +86,7 @@ def snippet_apps(kind):
     Flask, or Quart (QUART_ROUTES below)."""
     found = []
     for path in sorted((ROOT / "snippets").glob("*.py")):
-        if path.stem in NOT_APPS or path.stem in NEEDS_STORE:
+        if path.stem not in snippet_index.apps() or path.stem in NEEDS_STORE:
             continue
         module = importlib.import_module(f"snippets.{path.stem}")
         app = getattr(module, "app", None)

@@ -7,23 +7,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import snippet_index
 from tests.servers import ROOT, free_port, process_server, read_log, server_env
 
-# jobs_queue.py is the Redis store jobs.py imports (REDIS_URL set): it
-# has no app of its own, so that it does not import jobs.py back.
-NOT_APPS = {"__init__", "checks", "jobs_queue"}
-# quart.py is the Quart side of async/quart: `quart --app ... run`.
-CLI = {"quart": "quart"}
-SNIPPETS = sorted(
-    p.stem for p in (ROOT / "snippets").glob("*.py") if p.stem not in NOT_APPS
-)
+# Every module that defines `app` (tests/snippet_index.py): not the shared
+# checks, nor the Redis store jobs.py imports.
+SNIPPETS = snippet_index.apps()
 
 
 @pytest.mark.parametrize("name", SNIPPETS)
 def test_flask_cli_loads_snippet(name):
     """The Flask CLI (Quart's, for the Quart app) finds `app` in the module
     and lists its routes."""
-    cli = CLI.get(name, "flask")
+    cli = snippet_index.cli(name)
     result = subprocess.run(
         [sys.executable, "-m", cli, "--app", f"snippets.{name}", "routes"],
         cwd=ROOT,
