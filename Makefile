@@ -28,6 +28,8 @@ PYTEST_ARGS ?=
 # socket or a timeout, so more workers than the 2 cores pay off.
 PYTEST_WORKERS ?= 4
 LINT_PATHS  := snippets tests bench conf.py conftest.py docs/_intersphinx docs/_ext
+# The folders of docs/ the build writes (docs/_ext/generated.py says which).
+GENERATED   := $(shell sed -n 's/^GENERATED = (\(.*\))/\1/p' docs/_ext/generated.py | tr -d '",')
 
 .PHONY: help venv system screenshots html livehtml test check doctest lint format bench inventories lock clean Makefile
 
@@ -80,7 +82,7 @@ html: $(STAMP)
 
 livehtml: $(STAMP)
 	$(BIN)/sphinx-autobuild "$(SOURCEDIR)" "$(BUILDDIR)/html" -c . -n --port $(PORT) \
-		--watch snippets --watch tests --watch conf.py --ignore "*/docs/proof/*" --ignore "*/docs/code/*" --ignore "*/__pycache__/*" --ignore "*.pyc" \
+		--watch snippets --watch tests --watch conf.py $(foreach g,$(GENERATED),--ignore "*/docs/$(g)/*") --ignore "*/__pycache__/*" --ignore "*.pyc" \
 		$(LIVEOPTS) $(SPHINXOPTS) $(O)
 
 # The system binaries of the live and browser tiers, where they install without
@@ -122,7 +124,7 @@ doctest: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/sphinx-lint --ignore docs/proof --ignore docs/code docs README.md
+	$(BIN)/sphinx-lint $(foreach g,$(GENERATED),--ignore docs/$(g)) docs README.md
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)

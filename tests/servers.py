@@ -1,9 +1,10 @@
 """Real servers on 127.0.0.1 for the live, proxy and browser tiers.
 
-Each launcher is a context manager that starts the server on a free port,
-waits until it accepts connections, yields its base URL (or port), and stops
-it cleanly. A server that cannot start raises ``ServerDidNotStart`` with its
-own output, so a broken live tier fails loudly instead of hanging.
+``serve(kind, ...)`` starts any of them on a free port, waits until it
+accepts connections, yields a :class:`Server` (url, proc, ports, folder,
+log(), stop()), and stops it cleanly. A server that cannot start raises
+``ServerDidNotStart`` with its own output, so a broken live tier fails loudly
+instead of hanging.
 
 Binaries that come from the system (nginx, redis-server, chromium) go through
 :func:`require_binary`: on a developer's machine a missing one skips the test
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -135,28 +137,6 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02) -> bool
     return True
 
 
-@contextlib.contextmanager
-def werkzeug_server(app, *, threaded: bool = True) -> Iterator[str]:
-    """Werkzeug's development server in a thread, on an ephemeral port.
-
-    ``threaded=True`` is what ``flask run`` uses: HTTP/1.1 and chunked bodies.
-    """
-    # A fresh handler class each time: a threaded server sets protocol_version
-    # on the handler *class*, which would leak HTTP/1.1 into later servers.
-    handler = type("Handler", (WSGIRequestHandler,), {})
-    server = make_server(
-        "127.0.0.1", 0, app, threaded=threaded, request_handler=handler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 # pyproject.toml's coverage setting ``patch = ["subprocess"]`` measures every
 # Python subprocess: it passes its configuration in COVERAGE_PROCESS_CONFIG.
 # The servers and workers started here run without it. Measured with it, the
@@ -226,45 +206,245 @@ def read_log(proc: subprocess.Popen) -> str:
     return proc.log.read()  # type: ignore[attr-defined]
 
 
+# --- One way to start anything ------------------------------------------------
+#
+#     with serve("gunicorn", "snippets.sse:app", worker_class="gthread") as server:
+#         httpx.get(server.url + "/events")
+#
+# ``serve(kind, ...)`` starts any server, proxy, store or worker the site uses,
+# on 127.0.0.1 and a free port, waits until it answers, and yields a
+# :class:`Server`; leaving the block stops it (and its children). A server that
+# cannot start raises ServerDidNotStart with its own output. The options of
+# each ``_kind`` function below are that kind's documentation.
+
+
+@dataclass
+class Server:
+    """What every launcher yields."""
+
+    url: str  # http://127.0.0.1:PORT, redis://..., postgresql+psycopg://...
+    proc: subprocess.Popen | None = None  # None: a thread of this process
+    ports: dict[str, int] = field(default_factory=dict)  # by listen option
+    folder: Path | None = None  # nginx's prefix: its conf and access.log
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else os.getpid()
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def log(self) -> str:
+        """What the server has printed so far (stdout and stderr)."""
+        return read_log(self.proc) if self.proc else ""
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM now (SIGKILL after ``timeout`` s); leaving the block does
+        it anyway."""
+        if self.proc is not None:
+            stop(self.proc, timeout)
+
+
 @contextlib.contextmanager
-def gunicorn(
-    target: str, *, worker_class: str = "sync", args: tuple[str, ...] = ()
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """gunicorn serving ``target`` ("snippets.name:app"); yields (url, process)."""
+def serve(kind: str, *args, **options) -> Iterator[Server]:
+    """Start a server of ``kind`` (a key of :data:`KINDS`) with the arguments
+    of its ``_kind`` function below; yield its :class:`Server`."""
+    if kind not in KINDS:
+        raise ValueError(f"no launcher for {kind!r}: one of {', '.join(KINDS)}")
+    with KINDS[kind](*args, **options) as server:
+        yield server
+
+
+def _http(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def _command(argv, port, *, env=None, stop_after=15.0, **extra) -> Iterator[Server]:
+    """A server process: started, awaited on ``port``, stopped with SIGTERM
+    and, ``stop_after`` s later, SIGKILL (a bridge whose threads are stuck in
+    abandoned generators never exits by itself)."""
+    with process_server(argv, port, env=env) as proc:
+        try:
+            yield Server(_http(port), proc, **extra)
+        finally:
+            stop(proc, timeout=stop_after)
+
+
+@contextlib.contextmanager
+def _werkzeug(app, *, threaded: bool = True) -> Iterator[Server]:
+    """Werkzeug's development server in a thread of this process, so a test
+    can watch the app's objects. ``threaded=True`` is what ``flask run``
+    uses: HTTP/1.1 and chunked bodies."""
+    # A fresh handler class each time: a threaded server sets protocol_version
+    # on the handler *class*, which would leak HTTP/1.1 into later servers.
+    handler = type("Handler", (WSGIRequestHandler,), {})
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=threaded, request_handler=handler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Server(_http(server.port))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _flask(module: str, *args: str, env=None) -> contextlib.AbstractContextManager:
+    """``flask --app module run``: Werkzeug's threaded development server in
+    its own process, as a reader runs it (``args`` after ``run``, e.g.
+    ``--without-threads``)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "flask", "--app", module, "run", "--port", str(port)]
+    return _command([*argv, *args], port, env=env)
+
+
+def _gunicorn(
+    target: str, *args: str, worker_class: str = "sync", env=None
+) -> contextlib.AbstractContextManager:
+    """gunicorn serving ``target`` ("snippets.name:app") with one worker of
+    ``worker_class`` (sync, gthread, gevent), ``args`` added."""
     port = free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
         "--worker-class", worker_class, "--workers", "1",
         "--graceful-timeout", "2", *args, target,
     ]  # fmt: skip
-    with process_server(argv, port) as proc:
-        yield f"http://127.0.0.1:{port}", proc
+    return _command(argv, port, env=env)
 
 
-@contextlib.contextmanager
-def waitress(target: str, *, args: tuple[str, ...] = ()) -> Iterator[str]:
-    """waitress serving ``target``; yields its base URL."""
+def _waitress(target: str, *args: str, env=None) -> contextlib.AbstractContextManager:
+    """waitress serving ``target``."""
+    port = free_port()
+    argv = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", *args]
+    return _command([*argv, target], port, env=env)
+
+
+UVICORN_BRIDGED = """
+import sys
+from importlib import import_module
+
+import uvicorn
+
+target, bridge, port, *args = sys.argv[1:]
+module, name = target.split(":")
+app = getattr(import_module(module), name)
+if bridge == "a2wsgi":
+    from a2wsgi import WSGIMiddleware
+
+    app = WSGIMiddleware(app)
+elif bridge == "asgiref":
+    from asgiref.wsgi import WsgiToAsgi
+
+    app = WsgiToAsgi(app)
+uvicorn.run(app, host="127.0.0.1", port=int(port), timeout_graceful_shutdown=2)
+"""
+
+
+def _uvicorn(
+    target: str, *args: str, bridge: str | None = None, stop_after: float = 15
+) -> contextlib.AbstractContextManager:
+    """uvicorn serving the ASGI app ``target`` ("snippets.name:asgi_app"), or
+    the WSGI app ``target`` behind ``bridge`` ("a2wsgi" or "asgiref", asgiref's
+    WsgiToAsgi: the bridge is applied here, as a reader's asgi.py would)."""
+    port = free_port()
+    if bridge:
+        argv = [sys.executable, "-c", UVICORN_BRIDGED, target, bridge, str(port)]
+    else:
+        argv = [
+            sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
+            str(port), *args, target,
+        ]  # fmt: skip
+    return _command(argv, port, stop_after=stop_after)
+
+
+def _hypercorn(
+    target: str, *args: str, stop_after: float = 15
+) -> contextlib.AbstractContextManager:
+    """hypercorn serving ``target``: an ASGI app, or a WSGI app (hypercorn
+    tells them apart by their call signature), its errors on stdout. Pass
+    ``--workers 0`` to serve from this one process: with workers, a SIGKILL
+    (after ``stop_after``) leaves them running as orphans."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}",
-        *args, target,
+        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+        "--error-logfile", "-", *args, target,
     ]  # fmt: skip
-    with process_server(argv, port):
-        yield f"http://127.0.0.1:{port}"
+    return _command(argv, port, stop_after=stop_after)
+
+
+UWSGI = Path(sys.executable).parent / "uwsgi"  # the pyuwsgi wheel, in this venv
+
+# Runs the command after it with every signal at its default and none
+# blocked. An ignored signal stays ignored across exec, and the embedded
+# Python of a uWSGI worker then installs no SIGINT handler of its own: what
+# asyncio.run() does to it (tests/async/test_views_live.py) depends on it.
+# A shell starts a command run in the background (make test &) with SIGINT
+# ignored, and the test failed that way: the launcher does not rely on it.
+DEFAULT_SIGNALS = [
+    sys.executable, "-c",
+    "import os, signal, sys\n"
+    "for s in signal.valid_signals():\n"
+    "    if s not in (signal.SIGKILL, signal.SIGSTOP):\n"
+    "        try: signal.signal(s, signal.SIG_DFL)\n"
+    "        except (OSError, ValueError): pass\n"
+    "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]  # fmt: skip
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A throwaway redis-server with no persistence; yields its redis:// URL."""
-    binary = require_binary("redis-server")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", tmp,
-        ]  # fmt: skip
-        with process_server(argv, port):
-            yield f"redis://127.0.0.1:{port}/0"
+def _uwsgi(
+    target: str,
+    *args: str,
+    listen: str | tuple[str, ...] = "--http-socket",
+    env: dict | None = None,
+    stop_with: signal.Signals = signal.SIGINT,
+    stop_after: float = 10,
+) -> Iterator[Server]:
+    """uWSGI (the pyuwsgi wheel) serving ``target`` ("snippets.name:app")
+    with ``args``, one free port per option in ``listen`` (``--http-socket``,
+    ``--http11-socket``, ``--http`` (its HTTP router), or ``--socket``, the
+    uwsgi protocol for nginx): ``Server.ports`` maps each to its port and
+    ``Server.url`` is the first. Every signal starts at its default (see
+    DEFAULT_SIGNALS). ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM
+    without it; ``--master`` so harakiri and a clean shutdown work. It yields
+    once every worker (and the --http router) is up: a SIGTERM that comes
+    before the master has loaded the app is ignored. Stopped with
+    ``stop_with`` (SIGINT: workers die at once, even mid-stream), SIGKILL
+    ``stop_after`` s later."""
+    if not UWSGI.exists():
+        raise ServerDidNotStart(f"{UWSGI} is missing: pip install pyuwsgi")
+    listen = (listen,) if isinstance(listen, str) else listen
+    ports = {option: free_port() for option in listen}
+    module, _, callable_ = target.partition(":")
+    argv = [*DEFAULT_SIGNALS, str(UWSGI), "--module", module]
+    argv += ["--callable", callable_ or "app", "--pythonpath", str(ROOT)]
+    for option, port in ports.items():
+        argv += [option, f"127.0.0.1:{port}"]
+    argv += ["--master", "--die-on-term", "--no-orphans", "--need-app", *args]
+    workers = int(args[args.index("--processes") + 1]) if "--processes" in args else 1
+    with process_server(argv, next(iter(ports.values())), env=env) as proc:
+
+        def ready():
+            log = read_log(proc)
+            return log.count("spawned uWSGI worker") >= workers and (
+                "--http" not in ports or "spawned uWSGI http 1" in log
+            )
+
+        if not wait_until(ready, START_TIMEOUT):
+            raise ServerDidNotStart(f"{' '.join(argv)}:\n{read_log(proc)}")
+        try:
+            yield Server(_http(next(iter(ports.values()))), proc, ports)
+        finally:
+            proc.send_signal(stop_with)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=stop_after)
+            if proc.poll() is None:
+                proc.kill()
 
 
 NGINX_CONF = """
@@ -281,6 +461,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     default_type application/octet-stream;
+    {http}
     server {{
         listen 127.0.0.1:{port}{listen};
         {server}
@@ -290,11 +471,11 @@ http {{
 
 
 @contextlib.contextmanager
-def nginx(server_block: str, *, listen: str = "") -> Iterator[str]:
-    """Debian's nginx, unprivileged on loopback, with ``server_block`` inside
-    its ``server {}``; every temp, pid and log path is in a temporary folder.
+def _nginx(server: str, *, http: str = "", listen: str = "") -> Iterator[Server]:
+    """Debian's nginx, unprivileged on loopback, with ``server`` inside its
+    ``server {}`` and ``http`` at ``http {}`` level (an ``upstream``, say);
     ``listen`` is appended to its ``listen`` directive (``" sndbuf=4k"``).
-    Yields the base URL."""
+    Every temp, pid and log path is in ``Server.folder``."""
     binary = require_binary("nginx", "/usr/sbin/nginx")
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,58 +484,86 @@ def nginx(server_block: str, *, listen: str = "") -> Iterator[str]:
         os.chmod(tmp, 0o755)
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(
-            NGINX_CONF.format(tmp=tmp, port=port, listen=listen, server=server_block)
+            NGINX_CONF.format(
+                tmp=tmp, port=port, listen=listen, http=http, server=server
+            )
         )
         argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
-        with process_server(argv, port):
-            yield f"http://127.0.0.1:{port}"
-
-
-# -- uWSGI for deploy/uwsgi (helper "uwsgi"; to reconcile with the matrix's) --
-
-UWSGI = Path(sys.executable).parent / "uwsgi"  # the pyuwsgi wheel, in this venv
+        with process_server(argv, port) as proc:
+            yield Server(_http(port), proc, folder=Path(tmp))
 
 
 @contextlib.contextmanager
-def uwsgi(
-    target: str,
-    *args: str,
-    listen: tuple[str, ...] = ("--http-socket",),
-    env: dict | None = None,
-) -> Iterator[tuple[dict[str, int], subprocess.Popen]]:
-    """uWSGI serving ``target`` ("snippets.name:app") with ``args``, one free
-    port per option in ``listen`` (``--http-socket``, ``--http11-socket``,
-    ``--http`` or ``--socket``, the uwsgi protocol for nginx); yields
-    ({option: port}, master process) once every worker is up.
+def _redis() -> Iterator[Server]:
+    """A throwaway redis-server with no persistence; ``url`` is redis://."""
+    binary = require_binary("redis-server")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [
+            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", tmp,
+        ]  # fmt: skip
+        with process_server(argv, port) as proc:
+            yield Server(f"redis://127.0.0.1:{port}/0", proc)
 
-    ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM without it. A SIGTERM
-    that comes before the master has loaded the app is ignored, so this waits
-    for the workers (and the --http router) before it yields."""
-    if not UWSGI.exists():
-        raise ServerDidNotStart(f"{UWSGI} is missing: pip install pyuwsgi")
-    ports = {option: free_port() for option in listen}
-    module, _, callable_ = target.partition(":")
-    argv = [str(UWSGI), "--module", module, "--callable", callable_ or "app"]
-    for option, port in ports.items():
-        argv += [option, f"127.0.0.1:{port}"]
-    argv += ["--master", "--die-on-term", "--disable-logging", *args]
-    workers = int(args[args.index("--processes") + 1]) if "--processes" in args else 1
-    with process_server(argv, next(iter(ports.values())), env=env) as proc:
 
-        def ready():
-            log = read_log(proc)
-            return log.count("spawned uWSGI worker") >= workers and (
-                "--http" not in ports or "spawned uWSGI http 1" in log
-            )
+@contextlib.contextmanager
+def _memcached() -> Iterator[Server]:
+    """A throwaway memcached on loopback (TCP only); ``url`` is
+    "127.0.0.1:PORT", as pymemcache takes it."""
+    binary = require_binary("memcached")
+    port = free_port()
+    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
+    if os.geteuid() == 0:
+        argv += ["-u", "nobody"]  # memcached refuses to run as root without -u
+    with process_server(argv, port) as proc:
+        yield Server(f"127.0.0.1:{port}", proc)
 
-        if not wait_until(ready, START_TIMEOUT):
-            raise ServerDidNotStart(f"{' '.join(argv)}:\n{read_log(proc)}")
-        try:
-            yield ports, proc
-        finally:  # SIGINT: workers die at once, even in the middle of a stream
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)  # else process_server's stop() kills it
+
+@contextlib.contextmanager
+def _asgi_thread(app, server: str = "uvicorn") -> Iterator[Server]:
+    """An ASGI app (Quart) served by uvicorn or hypercorn in a thread of this
+    process, so a test can watch the app's objects."""
+    import asyncio
+
+    port = free_port()
+    stopping: dict = {}
+
+    async def run():
+        stopping["loop"], stopping["event"] = (
+            asyncio.get_running_loop(),
+            asyncio.Event(),
+        )
+        if server == "uvicorn":
+            import uvicorn
+
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning",
+                timeout_graceful_shutdown=1,
+            )  # fmt: skip
+            instance = uvicorn.Server(config)
+            task = asyncio.ensure_future(instance.serve())
+            await stopping["event"].wait()
+            instance.should_exit = True
+            await task
+        else:
+            from hypercorn.asyncio import serve as hypercorn_serve
+            from hypercorn.config import Config
+
+            config = Config()
+            config.bind = [f"127.0.0.1:{port}"]
+            config.graceful_timeout = 1
+            await hypercorn_serve(app, config, shutdown_trigger=stopping["event"].wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        yield Server(_http(port))
+    finally:
+        if "loop" in stopping:
+            stopping["loop"].call_soon_threadsafe(stopping["event"].set)
+        thread.join(timeout=15)
 
 
 @contextlib.contextmanager
@@ -381,20 +590,51 @@ def started_together(managers: dict) -> Iterator[dict]:
             list(pool.map(lambda leave: leave(None, None, None), exits))
 
 
-# --- Extensions: Flask-Session's memcached store and a Celery worker ---------
-# (docs/extensions/flask_session.rst and docs/extensions/celery.rst)
-
-
 @contextlib.contextmanager
-def memcached() -> Iterator[str]:
-    """A throwaway memcached on loopback (TCP only); yields "127.0.0.1:PORT"."""
-    binary = require_binary("memcached")
+def _postgres() -> Iterator[Server]:
+    """A throwaway PostgreSQL cluster (initdb in a temporary folder, trust
+    auth, fsync off) on 127.0.0.1; ``url`` is a SQLAlchemy URL for psycopg.
+    PostgreSQL refuses to run as root: as root, it runs as ``postgres``."""
+    postgres = require_binary("postgres", *tiers.TIERS["postgres"][1])
+    initdb = str(Path(postgres).with_name("initdb"))
+    try:
+        import psycopg  # the driver the URL names
+    except ImportError:
+        reason = "psycopg is not installed (pip install 'psycopg[binary]')"
+        if STRICT:
+            pytest.fail(f"FSP_STRICT=1 and {reason}", pytrace=False)
+        pytest.skip(reason)
+    import shutil  # imported here, so this section merges on its own
+
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     port = free_port()
-    argv = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16"]
-    if os.geteuid() == 0:
-        argv += ["-u", "nobody"]  # memcached refuses to run as root without -u
-    with process_server(argv, port):
-        yield f"127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        if as_user:
+            shutil.chown(tmp, user="postgres")
+        data = f"{tmp}/data"
+        subprocess.run(
+            [*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres",
+             "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        argv = [
+            *as_user, postgres, "-D", data, "-p", str(port), "-k", tmp,
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+        ]  # fmt: skip
+        with process_server(argv, port) as proc:
+
+            def ready():  # the port opens before the server takes queries
+                try:
+                    psycopg.connect(f"host=127.0.0.1 port={port} user=postgres").close()
+                except psycopg.OperationalError:
+                    return False
+                return True
+
+            if not wait_until(ready):
+                raise ServerDidNotStart(f"postgres never ready:\n{read_log(proc)}")
+            yield Server(
+                f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", proc
+            )
 
 
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -404,21 +644,21 @@ WORKER_START_TIMEOUT = 60.0
 
 
 @contextlib.contextmanager
-def celery_worker(
+def _celery(
     target: str,
     redis_url: str,
     *,
     pool: str = "solo",
     args: tuple[str, ...] = (),
     env: dict | None = None,
-) -> Iterator[subprocess.Popen]:
-    """`celery -A target worker --pool=POOL` with REDIS_URL set, in its own
-    process group; waits for its "ready." log line. The process gets
+) -> Iterator[Server]:
+    """`celery -A target worker --pool=POOL` with REDIS_URL set (``url``), in
+    its own process group; waits for its "ready." log line. The process gets
     ``startup_seconds`` (from launch to ready). Stopped with SIGTERM to the
     whole group (prefork children included), SIGKILL if it will not go."""
     spec = {"pool": pool, "args": args, "env": env}
     with celery_workers(target, {redis_url: spec}) as procs:
-        yield procs[redis_url]
+        yield Server(redis_url, procs[redis_url])
 
 
 @contextlib.contextmanager
@@ -485,233 +725,151 @@ def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
     proc.wait()
 
 
-# -- uWSGI, uvicorn and hypercorn (the server matrix: deploy/servers) ----------
-# General launchers (uwsgi_http, uvicorn, hypercorn): argv in, URL out. Each
-# yields (base URL, process), so a
-# test can read the server's log with read_log(). Every one runs from the
-# project's own venv: pyuwsgi's wheel provides the ``uwsgi`` binary (no build
-# step); Debian's uwsgi needs its python3 plugin and is not used here.
-
-VENV_BIN = Path(sys.executable).parent
-
-
-@contextlib.contextmanager
-def quick_stop(argv: list[str], port: int, stop_after: float):
-    """process_server, but SIGKILL after ``stop_after`` s of SIGTERM: a bridge
-    whose threads are stuck in abandoned generators never exits by itself."""
-    with process_server(argv, port) as proc:
-        try:
-            yield proc
-        finally:
-            stop(proc, timeout=stop_after)
+KINDS = {
+    "werkzeug": _werkzeug,
+    "flask": _flask,
+    "gunicorn": _gunicorn,
+    "waitress": _waitress,
+    "uwsgi": _uwsgi,
+    "uvicorn": _uvicorn,
+    "hypercorn": _hypercorn,
+    "asgi-thread": _asgi_thread,
+    "nginx": _nginx,
+    "redis": _redis,
+    "memcached": _memcached,
+    "postgres": _postgres,
+    "celery": _celery,
+}
 
 
-@contextlib.contextmanager
-def uwsgi_http(
-    *args: str, listen: str = "--http-socket", stop_after: float = 15
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """uWSGI (pyuwsgi) with ``listen`` (``--http``, ``--http-socket`` or
-    ``--http11-socket``) on a free port, then ``args`` (e.g. ``--module``,
-    ``snippets.name:app``). ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM
-    without it; ``--master`` so harakiri and a clean shutdown work. Every
-    launcher here SIGKILLs a server still running ``stop_after`` s after
-    SIGTERM."""
-    port = free_port()
-    argv = [
-        str(VENV_BIN / "uwsgi"), listen, f"127.0.0.1:{port}", "--master",
-        "--die-on-term", "--no-orphans", "--need-app", "--pythonpath", str(ROOT), *args,
-    ]  # fmt: skip
-    with quick_stop(argv, port, stop_after) as proc:
-        yield f"http://127.0.0.1:{port}", proc
+# --- The names the tests used before serve(): each is serve() of one kind,
+# yielding what it used to (a URL, or the URL and the process). New code
+# uses serve(). -----------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def uvicorn(
-    target: str, *args: str, stop_after: float = 15
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """uvicorn serving the ASGI app ``target`` ("snippets.name:asgi_app")."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
-        str(port), *args, target,
-    ]  # fmt: skip
-    with quick_stop(argv, port, stop_after) as proc:
-        yield f"http://127.0.0.1:{port}", proc
+def werkzeug_server(app, *, threaded: bool = True) -> Iterator[str]:
+    with serve("werkzeug", app, threaded=threaded) as server:
+        yield server.url
 
 
 @contextlib.contextmanager
-def hypercorn(
-    target: str, *args: str, stop_after: float = 15
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """hypercorn serving ``target``: an ASGI app, or a WSGI app (hypercorn
-    tells them apart by their call signature). Pass ``--workers 0`` to serve
-    from this one process: with workers, a SIGKILL (after ``stop_after``)
-    leaves them running as orphans."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
-        *args, target,
-    ]  # fmt: skip
-    with quick_stop(argv, port, stop_after) as proc:
-        yield f"http://127.0.0.1:{port}", proc
-
-
-# --- async pages (async/views, async/quart, formats/relay): ASGI servers and
-# uWSGI. Minimal launchers; fold them into the server matrix's own once both
-# exist. -------------------------------------------------------------------
-
-UVICORN_BRIDGED = """
-import sys
-from importlib import import_module
-
-import uvicorn
-
-target, bridge, port = sys.argv[1:]
-module, name = target.split(":")
-app = getattr(import_module(module), name)
-if bridge == "a2wsgi":
-    from a2wsgi import WSGIMiddleware
-
-    app = WSGIMiddleware(app)
-elif bridge == "asgiref":
-    from asgiref.wsgi import WsgiToAsgi
-
-    app = WsgiToAsgi(app)
-uvicorn.run(app, host="127.0.0.1", port=int(port), timeout_graceful_shutdown=2)
-"""
+def gunicorn(target: str, *, worker_class: str = "sync", args: tuple[str, ...] = ()):
+    with serve("gunicorn", target, *args, worker_class=worker_class) as server:
+        yield server.url, server.proc
 
 
 @contextlib.contextmanager
-def uvicorn_app(
-    target: str, *, bridge: str | None = None
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """uvicorn serving ``target``: an ASGI app, or a WSGI app behind a bridge
-    (``bridge="a2wsgi"`` or ``"asgiref"``, asgiref's WsgiToAsgi). Yields
-    (url, process)."""
-    port = free_port()
-    argv = [sys.executable, "-c", UVICORN_BRIDGED, target, bridge or "", str(port)]
-    with process_server(argv, port) as proc:
-        yield f"http://127.0.0.1:{port}", proc
+def waitress(target: str, *, args: tuple[str, ...] = ()) -> Iterator[str]:
+    with serve("waitress", target, *args) as server:
+        yield server.url
 
 
 @contextlib.contextmanager
-def hypercorn_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """hypercorn serving ``target``; a WSGI app runs through hypercorn's own
-    WSGI support. Yields (url, process)."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
-        "--graceful-timeout", "2", "--error-logfile", "-", target,
-    ]  # fmt: skip
-    with process_server(argv, port) as proc:
-        yield f"http://127.0.0.1:{port}", proc
-
-
-# Runs the command after it with every signal at its default and none
-# blocked. An ignored signal stays ignored across exec, and the embedded
-# Python of a uWSGI worker then installs no SIGINT handler of its own: what
-# asyncio.run() does to it (tests/async/test_views_live.py) depends on it.
-# A shell starts a command run in the background (make test &) with SIGINT
-# ignored, and the test failed that way: the launcher does not rely on it.
-DEFAULT_SIGNALS = [
-    sys.executable, "-c",
-    "import os, signal, sys\n"
-    "for s in signal.valid_signals():\n"
-    "    if s not in (signal.SIGKILL, signal.SIGSTOP):\n"
-    "        try: signal.signal(s, signal.SIG_DFL)\n"
-    "        except (OSError, ValueError): pass\n"
-    "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
-    "os.execv(sys.argv[1], sys.argv[1:])",
-]  # fmt: skip
+def waitress_app(target: str):
+    with serve("waitress", target) as server:
+        yield server.url, server.proc
 
 
 @contextlib.contextmanager
-def uwsgi_router(
-    target: str, *, args: tuple[str, ...] = ()
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """uWSGI (the pyuwsgi wheel in the venv) with its HTTP router (``--http``)
-    in front of one worker. Yields (url, process)."""
-    binary = Path(sys.executable).with_name("uwsgi")
-    if not binary.exists():
-        raise ServerDidNotStart(f"{binary} is missing: pyuwsgi is in the lock")
-    port = free_port()
-    argv = [
-        *DEFAULT_SIGNALS, str(binary), "--http", f"127.0.0.1:{port}",
-        "--module", target, "--master", "--die-on-term", "--processes", "1",
-        "--need-app", "--pythonpath", str(ROOT), *args,
-    ]  # fmt: skip
-    with process_server(argv, port) as proc:
-        yield f"http://127.0.0.1:{port}", proc
+def flask_run(module: str, *args: str):
+    with serve("flask", module, *args) as server:
+        yield server.url, server.proc
 
 
 @contextlib.contextmanager
-def flask_run(module: str, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``flask --app module run``: Werkzeug's threaded development server in
-    its own process, as a reader runs it (``args`` after ``run``, e.g.
-    ``--without-threads``). Yields (url, process)."""
-    port = free_port()
-    argv = [
-        sys.executable, "-m", "flask", "--app", module,
-        "run", "--port", str(port), *args,
-    ]  # fmt: skip
-    with process_server(argv, port) as proc:
-        yield f"http://127.0.0.1:{port}", proc
+def redis_server() -> Iterator[str]:
+    with serve("redis") as server:
+        yield server.url
 
 
 @contextlib.contextmanager
-def waitress_app(target: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """waitress serving ``target``, like :func:`waitress`, but yields
-    (url, process) so a test can read its log."""
-    port = free_port()
-    argv = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", target]
-    with process_server(argv, port) as proc:
-        yield f"http://127.0.0.1:{port}", proc
+def memcached() -> Iterator[str]:
+    with serve("memcached") as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    with serve("postgres") as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def nginx(server_block: str, *, listen: str = "") -> Iterator[str]:
+    with serve("nginx", server_block, listen=listen) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def nginx_http(
+    http_block: str, server_block: str, *, listen: str = ""
+) -> Iterator[str]:
+    with serve("nginx", server_block, http=http_block, listen=listen) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def uwsgi(target: str, *args: str, listen=("--http-socket",), env=None):
+    with serve(
+        "uwsgi", target, *args, "--disable-logging", listen=listen, env=env
+    ) as server:
+        yield server.ports, server.proc
+
+
+@contextlib.contextmanager
+def uwsgi_http(*args: str, listen: str = "--http-socket", stop_after: float = 15):
+    """``args`` hold ``--module snippets.name:app`` (the matrix's form)."""
+    rest = list(args)
+    target = rest.pop(rest.index("--module") + 1)
+    rest.remove("--module")
+    with serve(
+        "uwsgi", target, *rest, listen=listen, stop_with=signal.SIGTERM,
+        stop_after=stop_after,
+    ) as s:  # fmt: skip
+        yield s.url, s.proc
+
+
+@contextlib.contextmanager
+def uwsgi_router(target: str, *, args: tuple[str, ...] = ()):
+    with serve("uwsgi", target, "--processes", "1", *args, listen="--http") as s:
+        yield s.url, s.proc
+
+
+@contextlib.contextmanager
+def uvicorn(target: str, *args: str, stop_after: float = 15):
+    with serve("uvicorn", target, *args, stop_after=stop_after) as server:
+        yield server.url, server.proc
+
+
+@contextlib.contextmanager
+def uvicorn_app(target: str, *, bridge: str | None = None):
+    with serve("uvicorn", target, bridge=bridge) as server:
+        yield server.url, server.proc
+
+
+@contextlib.contextmanager
+def hypercorn(target: str, *args: str, stop_after: float = 15):
+    with serve("hypercorn", target, *args, stop_after=stop_after) as server:
+        yield server.url, server.proc
+
+
+@contextlib.contextmanager
+def hypercorn_app(target: str):
+    with serve("hypercorn", target, "--graceful-timeout", "2") as server:
+        yield server.url, server.proc
 
 
 @contextlib.contextmanager
 def asgi_in_thread(app, server: str = "uvicorn") -> Iterator[str]:
-    """An ASGI app (Quart) served by uvicorn or hypercorn in a thread of the
-    test process, so a test can watch the app's objects. Yields the URL."""
-    import asyncio
+    with serve("asgi-thread", app, server) as running:
+        yield running.url
 
-    port = free_port()
-    stopping: dict = {}
 
-    async def serve():
-        stopping["loop"], stopping["event"] = (
-            asyncio.get_running_loop(),
-            asyncio.Event(),
-        )
-        if server == "uvicorn":
-            import uvicorn
-
-            config = uvicorn.Config(
-                app, host="127.0.0.1", port=port, log_level="warning",
-                timeout_graceful_shutdown=1,
-            )  # fmt: skip
-            instance = uvicorn.Server(config)
-            task = asyncio.ensure_future(instance.serve())
-            await stopping["event"].wait()
-            instance.should_exit = True
-            await task
-        else:
-            from hypercorn.asyncio import serve as hypercorn_serve
-            from hypercorn.config import Config
-
-            config = Config()
-            config.bind = [f"127.0.0.1:{port}"]
-            config.graceful_timeout = 1
-            await hypercorn_serve(app, config, shutdown_trigger=stopping["event"].wait)
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if "loop" in stopping:
-            stopping["loop"].call_soon_threadsafe(stopping["event"].set)
-        thread.join(timeout=15)
+@contextlib.contextmanager
+def celery_worker(target: str, redis_url: str, **options):
+    with serve("celery", target, redis_url, **options) as server:
+        yield server.proc
 
 
 def dechunk(body: bytes) -> tuple[bytes, bool]:
@@ -728,80 +886,6 @@ def dechunk(body: bytes) -> tuple[bytes, bool]:
             return data, True
         data, body = data + body[:size], body[size + 2 :]
     return data, False
-
-
-# --- extensions (flask_sqlalchemy page): a throwaway PostgreSQL ---------------
-
-
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (initdb in a temporary folder, trust
-    auth, fsync off) on 127.0.0.1; yields a SQLAlchemy URL for psycopg.
-    PostgreSQL refuses to run as root: as root, it runs as ``postgres``."""
-    postgres = require_binary("postgres", *tiers.TIERS["postgres"][1])
-    initdb = str(Path(postgres).with_name("initdb"))
-    try:
-        import psycopg  # the driver the URL names
-    except ImportError:
-        reason = "psycopg is not installed (pip install 'psycopg[binary]')"
-        if STRICT:
-            pytest.fail(f"FSP_STRICT=1 and {reason}", pytrace=False)
-        pytest.skip(reason)
-    import shutil  # imported here, so this section merges on its own
-
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        if as_user:
-            shutil.chown(tmp, user="postgres")
-        data = f"{tmp}/data"
-        subprocess.run(
-            [*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres",
-             "--no-sync", "-E", "UTF8"],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        argv = [
-            *as_user, postgres, "-D", data, "-p", str(port), "-k", tmp,
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-        ]  # fmt: skip
-        with process_server(argv, port) as proc:
-
-            def ready():  # the port opens before the server takes queries
-                try:
-                    psycopg.connect(f"host=127.0.0.1 port={port} user=postgres").close()
-                except psycopg.OperationalError:
-                    return False
-                return True
-
-            if not wait_until(ready):
-                raise ServerDidNotStart(f"postgres never ready:\n{read_log(proc)}")
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-
-
-# -- deploy/scale_out and deploy/hosting (branch prod) -------------------------
-
-
-@contextlib.contextmanager
-def nginx_http(
-    http_block: str, server_block: str, *, listen: str = ""
-) -> Iterator[str]:
-    """:func:`nginx` with ``http_block`` at ``http {}`` level too (an
-    ``upstream``, say) before the ``server {}``, and ``listen`` as there.
-    Yields the base URL."""
-    binary = require_binary("nginx", "/usr/sbin/nginx")
-    port = free_port()
-    template = NGINX_CONF.replace("    server {{", "    {http}\n    server {{", 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)  # see nginx(): workers must enter the folder
-        conf = Path(tmp) / "nginx.conf"
-        conf.write_text(
-            template.format(
-                tmp=tmp, port=port, listen=listen, http=http_block, server=server_block
-            )
-        )
-        argv = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
-        with process_server(argv, port):
-            yield f"http://127.0.0.1:{port}"
 
 
 def kill_tree(proc: subprocess.Popen) -> None:

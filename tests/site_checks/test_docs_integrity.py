@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+from generated import GENERATED  # docs/_ext: on the path once conftest is imported
 from sybil.evaluators.doctest import DocTestEvaluator
 
 from conftest import pages as sybil_pages
@@ -30,9 +31,6 @@ DIRECTIVE = re.compile(
 )
 INCLUDE = re.compile(r"^\s*\.\. literalinclude::\s*/\.\./snippets/(\S+\.py)\s*$", re.M)
 PYTHONISH = re.compile(r"^\s*(>>>|def |class |import |from \S+ import |@app\.)", re.M)
-
-
-GENERATED = {"proof", "code"}  # written by docs/_ext/proofs.py at build time
 
 
 def all_pages():
