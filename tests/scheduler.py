@@ -12,6 +12,9 @@ begin last and hold the run up. ``make test`` records them again
 (``FSP_RECORD_DURATIONS=1``); nothing is listed by hand. (xdist's own
 ``loadgroup`` does not work with pytest 9.2: it renames ``item._nodeid``,
 which pytest 9.2 no longer reads, so every test became a group of its own.)
+
+``FSP_SHARD=i/N`` runs the i-th of N shards of about equal recorded time:
+CI's parallel jobs, whose coverage one more job combines.
 """
 
 from __future__ import annotations
@@ -35,6 +38,36 @@ def recorded() -> dict[str, float]:
         return json.loads(DURATIONS.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def shards(scopes: list[str], count: int) -> list[list[str]]:
+    """``scopes`` in ``count`` shards of about equal recorded time: longest
+    first, each to the shard with the least so far (a scope not recorded
+    yet counts as the mean). The same list and count give the same shards on
+    every machine."""
+    durations = recorded()
+    mean = sum(durations.values()) / len(durations) if durations else 1.0
+    load = [0.0] * count
+    out: list[list[str]] = [[] for _ in range(count)]
+    for scope in sorted(scopes, key=lambda s: (-durations.get(s, mean), s)):
+        least = load.index(min(load))
+        out[least].append(scope)
+        load[least] += durations.get(scope, mean)
+    return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """``FSP_SHARD=2/3`` keeps the second of three shards (CI's parallel jobs:
+    .github/workflows/test.yml); a scope's tests stay together."""
+    shard = os.environ.get("FSP_SHARD")
+    if not shard:
+        return
+    index, count = (int(n) for n in shard.split("/"))
+    scopes = sorted({scope_of(item.nodeid) for item in items})
+    keep = set(shards(scopes, count)[index - 1])
+    kept = [item for item in items if scope_of(item.nodeid) in keep]
+    config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+    items[:] = kept
 
 
 def pytest_xdist_make_scheduler(config, log):

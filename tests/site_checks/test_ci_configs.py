@@ -53,10 +53,15 @@ def test_read_the_docs_builds_with_make_html():
     assert config["build"]["commands"] == ["make html BUILDDIR=$READTHEDOCS_OUTPUT"]
 
 
-def test_the_workflow_runs_ci_run():
+def test_the_workflow_runs_ci_run_in_shards_and_combines_their_coverage():
     workflow = load((ROOT / ".github/workflows/test.yml").read_text())
-    steps = workflow["jobs"]["test"]["steps"]
-    assert {"run": "bash .ci/run"} in steps
+    test, coverage = workflow["jobs"]["test"], workflow["jobs"]["coverage"]
+    assert {"run": "bash .ci/run"} in test["steps"]
+    shards = test["strategy"]["matrix"]["shard"]
+    assert test["env"]["FSP_SHARD"] == "${{ matrix.shard }}/" + str(len(shards))
+    assert shards == list(range(1, len(shards) + 1))
+    assert coverage["needs"] == "test"
+    assert {"run": "bash .ci/coverage shards"} in coverage["steps"]
 
 
 def built(name):
