@@ -19,8 +19,10 @@ pages the marks link to).
 from __future__ import annotations
 
 import ast
+import contextlib
+import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from docutils import nodes
@@ -51,31 +53,55 @@ def slug(text: str) -> str:
 
 
 def collect_tests(root: Path) -> dict[str, dict[str, Test]]:
-    """Every test function and test method of every module under tests/."""
+    """Every test function and test method of every module under tests/.
+    A module is parsed again only when it changed since the last build
+    (``_build/.proofs-tests.pickle``): a rebuild after one edit reads none."""
+    cache_file = root / "_build" / ".proofs-tests.pickle"
+    try:
+        cache = pickle.loads(cache_file.read_bytes())
+    except (OSError, pickle.PickleError, EOFError, AttributeError):
+        cache = {}
     modules: dict[str, dict[str, Test]] = {}
+    fresh = {}
     for path in sorted((root / "tests").rglob("test_*.py")):
         rel = path.relative_to(root).as_posix()
-        tree = ast.parse(path.read_text(), filename=rel)
-        tests: dict[str, Test] = {}
-
-        def add(node, prefix=""):
-            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
-            name = prefix + node.name
-            doc = ast.get_docstring(node) or ""
-            tests[name] = Test(rel, name, start, node.end_lineno, doc)  # noqa: B023
-
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                if node.name.startswith("test"):
-                    add(node)
-            elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-                for item in node.body:
-                    if isinstance(
-                        item, ast.FunctionDef | ast.AsyncFunctionDef
-                    ) and item.name.startswith("test"):
-                        add(item, node.name + "::")
+        stamp = path.stat().st_mtime_ns
+        if rel in cache and cache[rel][0] == stamp:
+            tests = {
+                name: replace(test, cited_by=set())
+                for name, test in cache[rel][1].items()
+            }
+        else:
+            tests = parse_tests(path, rel)
         modules[rel] = tests
+        fresh[rel] = (stamp, tests)
+    with contextlib.suppress(OSError):
+        cache_file.parent.mkdir(exist_ok=True)
+        cache_file.write_bytes(pickle.dumps(fresh))
     return modules
+
+
+def parse_tests(path: Path, rel: str) -> dict[str, Test]:
+    tree = ast.parse(path.read_text(), filename=rel)
+    tests: dict[str, Test] = {}
+
+    def add(node, prefix=""):
+        start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+        name = prefix + node.name
+        doc = ast.get_docstring(node) or ""
+        tests[name] = Test(rel, name, start, node.end_lineno, doc)
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name.startswith("test"):
+                add(node)
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            for item in node.body:
+                if isinstance(
+                    item, ast.FunctionDef | ast.AsyncFunctionDef
+                ) and item.name.startswith("test"):
+                    add(item, node.name + "::")
+    return tests
 
 
 def proof_docname(rel: str) -> str:
