@@ -393,7 +393,13 @@ class VirtualThreading:
         return getattr(threading, name)
 
 
-STATS = {"requests": 0, "failures": [], "on_purpose": 0, "stored": 0}
+STATS = {
+    "requests": 0,
+    "reflection_requests": 0,
+    "failures": [],
+    "on_purpose": 0,
+    "stored": 0,
+}
 
 
 def folders_written():
@@ -533,6 +539,71 @@ def test_route_answers_bad_input_below_500(name, rule, files_before):
         for folder, leftover in snapshot() - before:
             if (folder / leftover).is_file() and not leftover.startswith(STORES):
                 (folder / leftover).unlink()
+
+
+MARKER = "<script>fsp(1)</script>"
+
+
+def read_some(app, method, path, **kwargs):
+    """(status, mimetype, the first chunks of the body) of one request."""
+    client = CLIENTS.get(app) or CLIENTS.setdefault(app, app.test_client())
+    response = client.open(path, method=method, buffered=False, **kwargs)
+    body, deadline = b"", time.monotonic() + 5
+    try:
+        for count, chunk in enumerate(response.response):
+            body += chunk if isinstance(chunk, bytes) else chunk.encode()
+            if count >= MAX_CHUNKS or len(body) >= MAX_BYTES:
+                break
+            if time.monotonic() > deadline:
+                break
+    except Exception:  # a failure mid-stream is the other test's business
+        pass
+    finally:
+        response.close()
+    return response.status_code, response.mimetype, body
+
+
+def reflections(name, rule):
+    """Every way a route could echo a request value: each parameter the
+    snippet reads, in the query string, the form, a header and a JSON body,
+    and each path segment, all at once, holding MARKER."""
+    names = NAMES[name]
+    path = re.sub(r"<(?:[^:<>]+:)?\w+>", quote(MARKER, safe=""), rule.rule)
+    query = urlencode(dict.fromkeys(names["args"] or ["q"], MARKER))
+    methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+    for method in methods:
+        yield (
+            method,
+            f"{path}?{query}",
+            {
+                "headers": dict.fromkeys(names["headers"], MARKER),
+                **(
+                    {"data": dict.fromkeys(names["form"] or ["q"], MARKER)}
+                    if method != "GET"
+                    else {}
+                ),
+            },
+        )
+        if method != "GET" and names["json"]:
+            yield method, path, {"json": dict.fromkeys(names["json"], MARKER)}
+
+
+@pytest.mark.parametrize(("name", "rule"), ROUTES, ids=[f"{n}:{r}" for n, r in ROUTES])
+def test_no_route_reflects_request_data_into_html_unescaped(name, rule, files_before):
+    """A view that streams what the request holds gives it a non-HTML type,
+    or escapes it: a bare generator is text/html, so a ``<script>`` in a query
+    value would run in the reader's browser (a reflected XSS)."""
+    app = MODULES[name].app
+    for method, path, kwargs in reflections(name, rule):
+        try:
+            status, mimetype, body = read_some(app, method, path, **kwargs)
+        except Exception:
+            if (name, rule.rule) in ON_PURPOSE:
+                continue  # its page shows this failure
+            raise
+        STATS["reflection_requests"] += 1
+        if mimetype in {"text/html", "application/xhtml+xml"}:
+            assert MARKER.encode() not in body, (method, path, kwargs, status)
 
 
 async def send_quart(app, method, path, headers, body, length):
