@@ -396,6 +396,7 @@ class VirtualThreading:
 STATS = {
     "requests": 0,
     "reflection_requests": 0,
+    "head_requests": 0,
     "failures": [],
     "on_purpose": 0,
     "stored": 0,
@@ -604,6 +605,25 @@ def test_no_route_reflects_request_data_into_html_unescaped(name, rule, files_be
         STATS["reflection_requests"] += 1
         if mimetype in {"text/html", "application/xhtml+xml"}:
             assert MARKER.encode() not in body, (method, path, kwargs, status)
+
+
+HEAD_ROUTES = [
+    (name, rule)
+    for name, rule in ROUTES
+    if "HEAD" in rule.methods and (name, rule.rule) not in ON_PURPOSE
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"), HEAD_ROUTES, ids=[f"{n}:{r}" for n, r in HEAD_ROUTES]
+)
+def test_head_is_below_500_on_every_route(name, rule, files_before):
+    """HEAD, which Flask answers from the GET view, on every GET route but
+    those whose page shows a failure: the view runs, its body is not sent."""
+    path = re.sub(r"<(?:[^:<>]+:)?\w+>", "1", rule.rule)
+    status, _mimetype, body = read_some(MODULES[name].app, "HEAD", path)
+    STATS["head_requests"] += 1
+    assert status < 500, (path, body[:200])
 
 
 async def send_quart(app, method, path, headers, body, length):
