@@ -1,0 +1,147 @@
+"""Every pattern page opens with the answer, a recipe and "Before you ship",
+and every recipe runs as a file: the text its copy button copies, from the
+built HTML, saved as a module of its own, serves its first route with a
+streamed 200.
+
+A pattern page is a page that includes a snippet (docs/<part>/<page>.rst
+with a ``literalinclude`` of ``/../snippets/``); its recipe is the included
+region with ``:class: recipe``.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from generated import GENERATED  # docs/_ext, on the path (root conftest)
+
+from tests.servers import STRICT, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+HTML = ROOT / "_build" / "html"
+INCLUDES_SNIPPET = re.compile(r"^\.\. literalinclude:: /\.\./snippets/", re.M)
+STORE_CLIENTS = ("redis", "celery", "rq")
+
+
+def pattern_pages() -> list[str]:
+    """docs/<part>/<page>.rst that include a snippet (the top-level pages,
+    the index among them, are not patterns)."""
+    return sorted(
+        path.relative_to(DOCS).with_suffix("").as_posix()
+        for path in DOCS.glob("*/*.rst")
+        if path.parent.name not in GENERATED
+        and not path.parent.name.startswith("_")
+        and INCLUDES_SNIPPET.search(path.read_text())
+    )
+
+
+def built(page: str) -> str:
+    path = HTML / f"{page}.html"
+    if not path.exists():
+        reason = "the site is not built: run make html (make test does)"
+        if STRICT:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return path.read_text()
+
+
+def article(page: str) -> str:
+    text = built(page)
+    start = (
+        text.index('<article class="bd-article" role="main">')
+        if ('<article class="bd-article"' in text)
+        else text.index("<article")
+    )
+    return text[start : text.index("</article>", start)]
+
+
+def recipe_text(page: str) -> str | None:
+    """The recipe as its copy button copies it: the <pre>'s text."""
+    found = re.search(
+        r'<div class="recipe highlight-python[^"]*"><div class="highlight"><pre[^>]*>'
+        r"(.*?)</pre>",
+        built(page),
+        re.S,
+    )
+    if not found:
+        return None
+    return html.unescape(re.sub(r"<[^>]+>", "", found[1]))
+
+
+PAGES = pattern_pages()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pattern_page_opens_with_answer_recipe_and_before_you_ship(page):
+    """The answer (a paragraph), then the recipe as the page's first code,
+    then the "Before you ship" box, all before the first section."""
+    body = article(page)
+    first_section = body.find("<section", body.find("<section") + 1)
+    top = body if first_section < 0 else body[:first_section]
+    recipe = top.find('<div class="recipe ')
+    assert recipe > 0, "no recipe before the first section"
+    assert "<p>" in top[:recipe], "no answer paragraph before the recipe"
+    assert top.find('<div class="highlight') >= recipe - 40, "code before the recipe"
+    box = top.find("before-you-ship")
+    assert box > recipe, 'no "Before you ship" box after the recipe'
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
+    """Saved alone as a file and imported, the recipe's app answers its first
+    route (a plain GET) with a streamed 200 whose first chunk comes. A first
+    route that takes only POST starts something: the stream is at the URL it
+    answers with (its Location, or a URL in its JSON)."""
+    source = recipe_text(page)
+    assert source, "no recipe"
+    module_name = "recipe_" + re.sub(r"\W", "_", page)
+    path = tmp_path / f"{module_name}.py"
+    path.write_text(source)
+    with contextlib_for(source) as env:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.chdir(tmp_path)
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, module_name, module)
+        spec.loader.exec_module(module)
+        app = module.app
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint != "static")
+        client = app.test_client()
+        url = rule.rule
+        if "GET" not in rule.methods:
+            started = client.post(rule.rule)
+            assert started.status_code < 300, started.get_data()[:300]
+            url = started.headers.get("Location") or next(
+                value
+                for value in (started.get_json(silent=True) or {}).values()
+                if isinstance(value, str) and value.startswith("/")
+            )
+        response = client.get(url, buffered=False)
+        try:
+            assert response.status_code == 200, response.get_data()[:300]
+            assert response.is_streamed
+            assert next(iter(response.response))
+        finally:
+            response.close()
+
+
+def contextlib_for(source: str):
+    """A recipe that talks to Redis gets one (REDIS_URL); others get none."""
+    import contextlib
+
+    imports = set(re.findall(r"^(?:from|import) (\w+)", source, re.M))
+    if imports & set(STORE_CLIENTS):
+
+        @contextlib.contextmanager
+        def with_redis():
+            with serve("redis") as redis:
+                yield {"REDIS_URL": redis.url}
+
+        return with_redis()
+    return contextlib.nullcontext({})
