@@ -99,7 +99,7 @@ def tab(browser):
 
 # At 1,366 px every table fits its column. On a phone a wide table may scroll
 # inside its own box (furo's table-wrapper, overflow-x: auto), never the page.
-OVERFLOW = """(phone) => {
+OVERFLOW = r"""(phone) => {
   const root = document.documentElement;
   const problems = [];
   if (root.scrollWidth > root.clientWidth + 1)
@@ -115,6 +115,39 @@ OVERFLOW = """(phone) => {
   for (const banner of document.querySelectorAll(".announcement"))
     if (banner.scrollWidth > banner.clientWidth + 1)
       problems.push(`banner is ${banner.scrollWidth}px in ${banner.clientWidth}px`);
+  // No word breaks inside a table cell: each word, in its own font, fits
+  // the cell's content box. Code is one token; prose may break after a
+  // hyphen ("in-|memory"), as typesetting does.
+  const ruler = document.createElement("span");
+  ruler.style.cssText = "position:absolute;visibility:hidden;white-space:pre";
+  document.body.append(ruler);
+  const tooWide = (node, text, room, split) => {
+    ruler.style.font = getComputedStyle(node).font;
+    for (const word of text.split(split)) {
+      if (!word) continue;
+      ruler.textContent = word;
+      if (ruler.getBoundingClientRect().width > room + 1)
+        problems.push(`"${word}" breaks in a ${Math.round(room)}px cell`);
+    }
+  };
+  for (const cell of document.querySelectorAll("article table td, article table th")) {
+    if (!cell.getClientRects().length) continue;  // in a tab not shown
+    const style = getComputedStyle(cell);
+    const room = cell.clientWidth - parseFloat(style.paddingLeft)
+                 - parseFloat(style.paddingRight);
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const text = walker.currentNode;
+      const code = text.parentElement.closest("code");
+      tooWide(text.parentElement, text.textContent, room,
+              code ? /\s+/ : /(?<=-)|\s+/);
+    }
+  }
+  ruler.remove();
+  // A pattern page's recipe starts on the first screen (1,366 x 900).
+  const recipe = document.querySelector("div.recipe");
+  const top = recipe && Math.round(recipe.getBoundingClientRect().top + scrollY);
+  if (!phone && recipe && top > 900) problems.push(`the recipe starts at ${top}px`);
   return problems;
 }"""
 
