@@ -109,3 +109,6 @@ def wrapped():
 
 
 # [routes-end]
+
+
+from snippets import lifecycle_disconnect  # noqa: E402, F401 (/wait)

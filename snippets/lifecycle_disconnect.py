@@ -1,6 +1,6 @@
 """When the client goes away: the generator is closed at its next write,
 or never, if it writes nothing. Adds ``/wait`` to snippets/lifecycle.py's app,
-so that one app records the whole order."""
+so that one app records the whole order (lifecycle.py imports it)."""
 
 import time
 
