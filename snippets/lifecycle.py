@@ -111,4 +111,4 @@ def wrapped():
 # [routes-end]
 
 
-from snippets import lifecycle_disconnect  # noqa: E402, F401 (/wait)
+from snippets import lifecycle_disconnect, lifecycle_teardown  # noqa: E402, F401

@@ -1,11 +1,15 @@
 """What the first teardown closes before a streamed body starts: uploaded
-files and the connection a teardown function closes."""
+files, and the connection a teardown function closes. Adds its routes to
+snippets/lifecycle.py's app (lifecycle.py imports it)."""
 
 import sqlite3
 
-from flask import Flask, Response, abort, g, request, stream_with_context
+from flask import Response, abort, g, request, stream_with_context
 
-app = Flask(__name__)
+from snippets.lifecycle import app
+
+__all__ = ["app"]
+
 app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # larger uploads get a 413
 
 
