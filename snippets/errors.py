@@ -9,19 +9,19 @@ app = Flask(__name__)
 
 
 def load_districts():
-    """Your data source (a query, an API): it may fail half-way."""
+    """Your query or API call: it may fail half-way."""
     yield from ["Grünerløkka", "Frogner"]
 
 
 def with_end_record(names):
-    """One NDJSON line per name, then one end or error record."""
+    """NDJSON lines, then one end or error record."""
     sent = 0
     try:
         for name in names:
             yield json.dumps({"district": name}) + "\n"
             sent += 1
     except Exception:  # too late for a 500: say it in-band
-        app.logger.exception("stream failed after %d records", sent)
+        app.logger.exception("failed after %d records", sent)
         error = {"error": "the district list is incomplete"}
         yield json.dumps(error) + "\n"
         return

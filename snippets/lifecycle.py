@@ -16,8 +16,8 @@ def squares():
         db = sqlite3.connect(":memory:")  # opened in here
         try:
             for n in range(1, ROWS + 1):
-                row = db.execute("SELECT ? * ?", (n, n)).fetchone()
-                yield f"{row[0]}\n"
+                query = db.execute("SELECT ? * ?", (n, n))
+                yield f"{query.fetchone()[0]}\n"
         finally:  # the end, an error, or the client gone
             db.close()
             app.logger.info("squares: connection closed")

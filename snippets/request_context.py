@@ -8,7 +8,8 @@ app = Flask(__name__)
 
 @app.get("/passed")
 def passed():
-    name = request.args.get("name", "stranger")  # in the view
+    # Read in the view, while the request is active:
+    name = request.args.get("name", "stranger")
 
     def generate(name):  # runs after the view: no request
         yield "Hello "

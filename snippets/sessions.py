@@ -12,15 +12,17 @@ from flask import Flask, Response, abort, session
 app = Flask(__name__)
 app.secret_key = os.environ["FLASK_SECRET_KEY"]
 
-DATABASE = os.path.join(tempfile.gettempdir(), "fsp-reports.sqlite3")
+TMP = tempfile.gettempdir()
+DATABASE = os.path.join(TMP, "fsp-reports.sqlite3")
 LINES = 100  # how long the report is
-SCHEMA = "CREATE TABLE IF NOT EXISTS runs (id PRIMARY KEY, state)"
+SCHEMA = "CREATE TABLE IF NOT EXISTS runs (id UNIQUE, state)"
 
 
 def save(run_id, state):
     with closing(sqlite3.connect(DATABASE)) as db, db:
         db.execute(SCHEMA)
-        db.execute("REPLACE INTO runs VALUES (?, ?)", (run_id, state))
+        row = (run_id, state)
+        db.execute("REPLACE INTO runs VALUES (?, ?)", row)
 
 
 @app.get("/report")

@@ -17,7 +17,7 @@ PAGE = """<!doctype html>
 
 
 def readings(count):
-    """Rows made one at a time, as a database cursor would."""
+    """Rows made one at a time, like a database cursor."""
     for i in range(1, count + 1):
         yield {"id": i, "label": f"reading {i}"}
 
