@@ -1,13 +1,48 @@
 """Errors after the first byte: what the client gets, and how to tell it."""
 
+# [recipe]
 import json
 
-import httpx
-from flask import Flask, Response, abort, request
+from flask import Flask, Response
 
 app = Flask(__name__)
 
+
+def load_districts():
+    """Your query or API call: it may fail half-way."""
+    yield from ["Grünerløkka", "Frogner"]
+
+
+def with_end_record(names):
+    """NDJSON lines, then one end or error record."""
+    sent = 0
+    try:
+        for name in names:
+            yield json.dumps({"district": name}) + "\n"
+            sent += 1
+    except Exception:  # too late for a 500: say it in-band
+        app.logger.exception("failed after %d records", sent)
+        error = {"error": "the district list is incomplete"}
+        yield json.dumps(error) + "\n"
+        return
+    yield json.dumps({"end": True, "count": sent}) + "\n"
+
+
+@app.get("/districts")
+def district_list():
+    body = with_end_record(load_districts())
+    return Response(body, mimetype="application/x-ndjson")
+
+
+# [recipe-end]
+
+import httpx  # noqa: E402
+from flask import abort  # noqa: E402
+
+from snippets.checks import whole_number  # noqa: E402
+
 CITIES = {"oslo": ["Grünerløkka", "Frogner"], "lima": ["Miraflores", "Barranco"]}
+NEVER = -1  # fail_after's default: the data source does not fail
 
 
 # [broken]
@@ -48,27 +83,9 @@ def city_districts(city):
     # Everything that can be checked is checked before the stream starts.
     if city not in CITIES:
         abort(404, f"unknown city {city!r}; known: {', '.join(sorted(CITIES))}")
-    raw = request.args.get("fail_after", "-1")  # -1: never
-    try:  # "--1" or 5,000 digits raise ValueError
-        fail_after = int(raw)
-    except ValueError:
-        abort(400, "fail_after must be a whole number")
-    if not (raw.isascii() and raw.removeprefix("-").isdecimal()):
-        abort(400, "fail_after must be a whole number")  # int() also reads "+1"
-
-    def generate():
-        sent = 0
-        try:
-            for name in districts(city, fail_after):
-                yield json.dumps({"district": name}) + "\n"
-                sent += 1
-        except Exception:
-            app.logger.exception("stream of %s failed after %d records", city, sent)
-            yield json.dumps({"error": "the district list is incomplete"}) + "\n"
-            return
-        yield json.dumps({"end": True, "count": sent}) + "\n"
-
-    return Response(generate(), mimetype="application/x-ndjson")
+    fail_after = whole_number("fail_after", 0, 10, default=NEVER)
+    body = with_end_record(districts(city, fail_after))
+    return Response(body, mimetype="application/x-ndjson")
 
 
 # [records-end]

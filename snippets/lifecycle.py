@@ -1,25 +1,40 @@
 """The life of a streamed response: hooks, session, teardown, body, close."""
 
-import logging
+# [recipe]
 import sqlite3
-import time
 
-from flask import (
-    Flask,
-    Response,
-    abort,
-    after_this_request,
-    g,
-    request,
-    stream_with_context,
-)
-from flask.sessions import SecureCookieSessionInterface
-
-from snippets.checks import secret_key
+from flask import Flask, Response
 
 app = Flask(__name__)
+
+ROWS = 10  # how many rows the stream sends
+
+
+@app.get("/squares")
+def squares():
+    def generate():
+        db = sqlite3.connect(":memory:")  # opened in here
+        try:
+            for n in range(1, ROWS + 1):
+                query = db.execute("SELECT ? * ?", (n, n))
+                yield f"{query.fetchone()[0]}\n"
+        finally:  # the end, an error, or the client gone
+            db.close()
+            app.logger.info("squares: connection closed")
+
+    return Response(generate(), mimetype="text/plain")
+
+
+# [recipe-end]
+
+import logging  # noqa: E402
+
+from flask import after_this_request, stream_with_context  # noqa: E402
+from flask.sessions import SecureCookieSessionInterface  # noqa: E402
+
+from snippets.checks import secret_key, whole_number  # noqa: E402
+
 app.secret_key = secret_key()
-app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # larger uploads get a 413
 app.logger.setLevel(logging.INFO)  # Flask shows only warnings unless debugging
 
 # [record]
@@ -54,18 +69,9 @@ def teardown_request(exc):
 @app.teardown_appcontext
 def teardown_appcontext(exc):
     record("teardown_appcontext")
-    db = g.pop("db", None)  # pop, not g.db: safe when teardown runs twice
-    if db is not None:
-        db.close()
 
 
 # [record-end]
-
-
-def get_db():
-    if "db" not in g:
-        g.db = sqlite3.connect(":memory:")
-    return g.db
 
 
 # [routes]
@@ -91,102 +97,18 @@ def respond(body):
     return response
 
 
-def count_arg():
-    raw = request.args.get("n", "2")
-    try:
-        n = int(raw)
-    except ValueError:
-        abort(400, "n must be a whole number from 1 to 1000")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= n <= 1000:
-        abort(400, "n must be a whole number from 1 to 1000")
-    return n
-
-
 @app.get("/plain")
 def plain():
-    return respond(numbers(count_arg()))
+    return respond(numbers(whole_number("n", 1, 1000, default=2)))
 
 
 @app.get("/wrapped")
 def wrapped():
-    return respond(stream_with_context(numbers(count_arg())))
+    n = whole_number("n", 1, 1000, default=2)
+    return respond(stream_with_context(numbers(n)))
 
 
 # [routes-end]
 
 
-# [upload]
-@app.post("/upload")
-def upload():
-    if "data" not in request.files:
-        abort(400, "send the file in a multipart field named data")
-    content = request.files["data"].read()  # read in the view, not the generator
-
-    def generate():
-        for line in content.splitlines(keepends=True):
-            yield line.upper()
-
-    return Response(generate(), mimetype="text/plain")
-
-
-# [upload-end]
-
-
-# [db]
-@app.get("/db-captured")
-def db_captured():
-    db = get_db()  # closed by the teardown that runs when the view returns
-
-    @stream_with_context
-    def generate():
-        yield f"{db.execute('SELECT 6 * 7').fetchone()[0]}\n"
-
-    return Response(generate(), mimetype="text/plain")
-
-
-@app.get("/db")
-def database():
-    @stream_with_context
-    def generate():
-        db = get_db()  # fetched where it is used: a fresh connection if needed
-        yield f"{db.execute('SELECT 6 * 7').fetchone()[0]}\n"
-
-    return Response(generate(), mimetype="text/plain")
-
-
-# [db-end]
-
-
-# [disconnect]
-@app.get("/wait")
-def wait():
-    raw = request.args.get("seconds", "")
-    try:
-        seconds = int(raw)
-    except ValueError:
-        abort(400, "seconds must be a whole number from 1 to 30")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= seconds <= 30:
-        abort(400, "seconds must be a whole number from 1 to 30")
-    if request.args.get("beat") not in {"yes", "no"}:
-        abort(400, "beat must be yes or no")
-    chunk = ": still here\n" if request.args["beat"] == "yes" else ""
-
-    def generate(deadline):
-        record("body starts")
-        try:
-            while time.monotonic() < deadline:
-                yield chunk  # "" writes nothing: a gone client is not noticed
-                time.sleep(0.05)
-            yield "done\n"
-            record("body ends")
-        except GeneratorExit:
-            record("client gone")
-            raise
-        finally:
-            record("generator finally")
-
-    deadline = time.monotonic() + seconds
-    return respond(stream_with_context(generate(deadline)))
-
-
-# [disconnect-end]
+from snippets import lifecycle_disconnect, lifecycle_teardown  # noqa: E402, F401

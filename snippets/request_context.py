@@ -1,8 +1,26 @@
 """Request data inside a streaming generator: three ways, one mistake."""
 
-from flask import Flask, Response, request, stream_with_context
+# [recipe]
+from flask import Flask, Response, request
 
 app = Flask(__name__)
+
+
+@app.get("/passed")
+def passed():
+    # Read in the view, while the request is active:
+    name = request.args.get("name", "stranger")
+
+    def generate(name):  # runs after the view: no request
+        yield "Hello "
+        yield name
+
+    return Response(generate(name), mimetype="text/plain")
+
+
+# [recipe-end]
+
+from flask import stream_with_context  # noqa: E402
 
 
 # [broken]
@@ -43,18 +61,3 @@ def decorated():
 
 
 # [decorated-end]
-
-
-# [passed]
-@app.get("/passed")
-def passed():
-    name = request.args.get("name", "stranger")  # read in the view
-
-    def generate(name):
-        yield "Hello "
-        yield name
-
-    return Response(generate(name), mimetype="text/plain")
-
-
-# [passed-end]

@@ -1,10 +1,29 @@
 """Streaming responses: a generator becomes the body, one chunk per yield."""
 
+# [recipe]
+import time
+
 from flask import Flask, Response
 
-from snippets.checks import whole_number
-
 app = Flask(__name__)
+
+LINES = 3  # how many lines the stream sends
+PAUSE = 0.5  # seconds of "work" between two lines
+
+
+@app.get("/stream")
+def stream():
+    def generate():
+        for i in range(1, LINES + 1):
+            yield f"line {i}\n"  # goes out at once
+            time.sleep(PAUSE)  # stand-in for slow work
+
+    return Response(generate(), mimetype="text/plain")
+
+
+# [recipe-end]
+
+from snippets.checks import whole_number  # noqa: E402
 
 MAX_COUNT = 10_000
 
@@ -12,7 +31,7 @@ MAX_COUNT = 10_000
 # [count]
 @app.get("/count")
 def count():
-    n = whole_number("n", 1, MAX_COUNT, default=3)  # a 400 if it is not
+    n = whole_number("n", 1, MAX_COUNT, default=3)
 
     def generate():
         for i in range(1, n + 1):

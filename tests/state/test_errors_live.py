@@ -129,5 +129,5 @@ def test_in_band_error_is_logged_with_traceback(live_server, caplog):
     with pytest.raises(IncompleteStream):
         read_districts(url + "/cities/lima?fail_after=1")
     [record] = [r for r in caplog.records if r.name == app.logger.name]
-    assert record.getMessage() == "stream of lima failed after 1 records"
+    assert record.getMessage() == "failed after 1 records"
     assert record.exc_info[0] is ConnectionError

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask, session
 
 from snippets import jobs as job_progress
+from snippets import jobs_api
 from snippets.jobs import SqliteJobs, app
 from tests.servers import ROOT, free_port, process_server, wait_until
 
@@ -23,17 +24,17 @@ def client():
 def store(tmp_path, monkeypatch):
     """The app's store, in a file of this test's own."""
     monkeypatch.setitem(app.config, "JOBS_DB", str(tmp_path / "jobs.sqlite3"))
-    return job_progress.jobs()
+    return jobs_api.jobs()
 
 
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({}, "steps must be a whole number from 1 to 1000"),
-        ({"steps": "0"}, "steps must be a whole number from 1 to 1000"),
-        ({"steps": "1001"}, "steps must be a whole number from 1 to 1000"),
-        ({"steps": "-3"}, "steps must be a whole number from 1 to 1000"),
-        ({"steps": "2.5"}, "steps must be a whole number from 1 to 1000"),
+        ({}, "steps must be a whole number from 1 to 1,000"),
+        ({"steps": "0"}, "steps must be a whole number from 1 to 1,000"),
+        ({"steps": "1001"}, "steps must be a whole number from 1 to 1,000"),
+        ({"steps": "-3"}, "steps must be a whole number from 1 to 1,000"),
+        ({"steps": "2.5"}, "steps must be a whole number from 1 to 1,000"),
         ({"steps": "3", "fail_at": ""}, "fail_at must be a whole number from 1 to 3"),
         ({"steps": "3", "fail_at": "4"}, "fail_at must be a whole number from 1 to 3"),
     ],
@@ -232,3 +233,28 @@ def test_event_stream_sets_headers_for_proxies(store):
     response = job_progress.app.test_client().get("/jobs/job/events")
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["X-Accel-Buffering"] == "no"
+
+
+def test_recipe_unknown_job_is_404_not_a_stream_that_never_ends(client):
+    response = client.get("/report/nope/events")
+    assert response.status_code == 404
+    assert b"no such job" in response.data
+
+
+def test_recipe_start_beyond_the_cap_is_503(client, store, monkeypatch):
+    """The recipe's /report shares the cap: a ninth job while eight run is a
+    503 with Retry-After, and a slot frees when a job ends."""
+    release = threading.Event()
+    monkeypatch.setattr(job_progress, "run_job", lambda *args: release.wait(30))
+    before = set(threading.enumerate())
+    try:
+        codes = [client.post("/report").status_code for _ in range(9)]
+        assert codes == [202] * 8 + [503]
+        refused = client.post("/report")
+        assert refused.headers["Retry-After"] == "5"
+        assert refused.json == {"error": "too many jobs are running"}
+    finally:
+        release.set()
+    started = [t for t in threading.enumerate() if t not in before]
+    assert wait_until(lambda: not any(t.is_alive() for t in started))
+    assert client.post("/report").status_code == 202

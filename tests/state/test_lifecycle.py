@@ -9,8 +9,10 @@ import pytest
 from flask import Flask, Response, after_this_request, g, request, stream_with_context
 from werkzeug.test import EnvironBuilder
 
-from snippets import lifecycle
-from snippets.lifecycle import EVENTS, app
+from snippets import lifecycle, lifecycle_teardown
+from snippets.lifecycle import EVENTS
+from snippets.lifecycle_disconnect import app
+from snippets.lifecycle_teardown import app as teardown_app
 
 
 @pytest.fixture
@@ -69,14 +71,14 @@ def test_uploaded_file_parsed_in_view_is_closed_before_generator():
 
 
 def test_upload_read_in_view_streams():
-    client = app.test_client()
+    client = teardown_app.test_client()
     data = {"data": (io.BytesIO(b"first\nsecond\n"), "lines.txt")}
     response = client.post("/upload", data=data)
     assert response.get_data() == b"FIRST\nSECOND\n"
 
 
 def test_upload_without_file_is_400_and_oversized_is_413():
-    client = app.test_client()
+    client = teardown_app.test_client()
     response = client.post("/upload", data={})
     assert response.status_code == 400
     assert b"send the file in a multipart field named data" in response.data
@@ -86,12 +88,15 @@ def test_upload_without_file_is_400_and_oversized_is_413():
 
 def test_connection_captured_in_view_is_closed_in_generator():
     with pytest.raises(Exception, match="Cannot operate on a closed database"):
-        app.test_client().get("/db-captured")
+        teardown_app.test_client().get("/db-captured")
 
 
-def test_connection_fetched_in_generator_works_and_is_closed(events):
-    assert app.test_client().get("/db").get_data() == b"42\n"
-    assert events.count("teardown_appcontext") == 2
+def test_connection_fetched_in_generator_works_and_teardown_runs_twice(monkeypatch):
+    runs = []
+    funcs = [*teardown_app.teardown_appcontext_funcs, runs.append]
+    monkeypatch.setattr(teardown_app, "teardown_appcontext_funcs", funcs)
+    assert teardown_app.test_client().get("/db").get_data() == b"42\n"
+    assert len(runs) == 2  # when the view returns, and after the last chunk
 
 
 def test_non_idempotent_teardown_fails_at_end_of_stream():
@@ -128,8 +133,8 @@ def test_closing_early_runs_finally_then_teardown_then_call_on_close(events):
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("/plain?n=0", b"n must be a whole number from 1 to 1000"),
-        ("/wrapped?n=x", b"n must be a whole number from 1 to 1000"),
+        ("/plain?n=0", b"n must be a whole number from 1 to 1,000"),
+        ("/wrapped?n=x", b"n must be a whole number from 1 to 1,000"),
         ("/wait?seconds=0&beat=yes", b"seconds must be a whole number from 1 to 30"),
         ("/wait?seconds=99&beat=yes", b"seconds must be a whole number from 1 to 30"),
         ("/wait?seconds=1&beat=maybe", b"beat must be yes or no"),
@@ -217,8 +222,10 @@ def test_connection_opened_in_generator_is_closed_by_second_teardown(monkeypatch
         opened.append(sqlite3.connect(path))
         return opened[-1]
 
-    monkeypatch.setattr(lifecycle, "sqlite3", types.SimpleNamespace(connect=connect))
-    response = lifecycle.app.test_client().get("/db")
+    monkeypatch.setattr(
+        lifecycle_teardown, "sqlite3", types.SimpleNamespace(connect=connect)
+    )
+    response = teardown_app.test_client().get("/db")
     assert next(iter(response.response)) == b"42\n"
     assert len(opened) == 1
     opened[0].execute("SELECT 1")  # still open while the body runs
@@ -245,3 +252,22 @@ def test_second_teardown_fails_after_the_last_chunk():
     assert [next(body), next(body)] == [b"a", b"b"]
     with pytest.raises(KeyError, match="resource"):
         next(body)
+
+
+def test_recipe_closes_its_connection_when_the_stream_is_closed_early(monkeypatch):
+    """The recipe opens its connection in the generator and closes it in
+    ``finally``: closing the response after one row (what a server does when
+    the client has gone) closes the connection."""
+    opened = []
+
+    def connect(path):
+        opened.append(sqlite3.connect(path))
+        return opened[-1]
+
+    monkeypatch.setattr(lifecycle, "sqlite3", types.SimpleNamespace(connect=connect))
+    response = lifecycle.app.test_client().get("/squares")
+    assert next(iter(response.response)) == b"1\n"
+    opened[0].execute("SELECT 1")  # open while the body runs
+    response.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+        opened[0].execute("SELECT 1")

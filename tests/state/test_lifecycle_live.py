@@ -1,6 +1,7 @@
 """Disconnects over a real socket: proof for docs/state/lifecycle.rst.
 
-Each server runs snippets/lifecycle.py. The Werkzeug server runs in this
+Each server runs snippets/lifecycle_disconnect.py (lifecycle.py's app with
+``/wait``). The Werkzeug server runs in this
 process, so the test reads ``EVENTS``; gunicorn runs in another process, so
 the test reads the ``event: ...`` lines that ``app.logger`` wrote to its log.
 """
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from snippets import lifecycle
+from snippets import lifecycle, lifecycle_disconnect
 from tests.flask_versions import run_with_flask
 from tests.servers import (
     gunicorn,
@@ -37,14 +38,12 @@ def serve(kind):
     """Yield (base URL, function returning the events recorded so far)."""
     if kind == "werkzeug":
         lifecycle.EVENTS.clear()
-        with werkzeug_server(lifecycle.app) as url:
+        with werkzeug_server(lifecycle_disconnect.app) as url:
             yield url, lambda: list(lifecycle.EVENTS)
     else:
         args = ("--threads", "4") if kind == "gthread" else ()
-        with gunicorn("snippets.lifecycle:app", worker_class=kind, args=args) as (
-            url,
-            proc,
-        ):
+        target = "snippets.lifecycle_disconnect:app"
+        with gunicorn(target, worker_class=kind, args=args) as (url, proc):
             yield url, lambda: re.findall(r"event: (.+)", read_log(proc))
 
 
