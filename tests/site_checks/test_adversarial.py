@@ -469,6 +469,9 @@ def files_before(virtual_clock):
 CLIENTS: dict = {}  # one test client per app
 
 
+BUSY = 0  # what send() returns for a 503 with Retry-After
+
+
 def send(app, method, path, headers, body, length):
     """One request; consume a bounded part of the body, then close it."""
     overrides = {} if length is None else {"CONTENT_LENGTH": str(length)}
@@ -490,6 +493,10 @@ def send(app, method, path, headers, body, length):
                 break
     finally:
         response.close()
+    # A 503 that says when to come back is back-pressure, not a failure: a
+    # route that caps its work (jobs, commands) answers it past the cap.
+    if response.status_code == 503 and response.headers.get("Retry-After"):
+        return BUSY
     return response.status_code
 
 

@@ -29,7 +29,6 @@ import pytest
 from snippets import jobs as job_progress
 from snippets import lifecycle
 from snippets import restarts as graceful_stream
-from snippets import sessions as session_stream
 from snippets.errors import app as errors_app
 from tests.servers import ROOT, wait_until
 
@@ -112,12 +111,11 @@ CASES = [
     Case("sse", "get", "/events", "query", "limit"),
     Case("sse", "get", "/events", "query", "every"),
     Case("sse", "get", "/events", "header", ID, message=OUR_EVENT),
-    Case("sessions", "get", "/report", "query", "lines"),
     Case("lifecycle", "get", "/plain", "query", "n"),
-    Case("lifecycle", "get", "/wait", "query", "seconds", {"beat": "yes"}),
-    Case("jobs", "post", "/jobs", "form", "steps"),
-    Case("jobs", "post", "/jobs", "form", "fail_at", {"steps": "5"}),
-    Case("jobs", "get", "/jobs/{job}/events", "header", ID),
+    Case("lifecycle_disconnect", "get", "/wait", "query", "seconds", {"beat": "yes"}),
+    Case("jobs_api", "post", "/jobs", "form", "steps"),
+    Case("jobs_api", "post", "/jobs", "form", "fail_at", {"steps": "5"}),
+    Case("jobs_api", "get", "/jobs/{job}/events", "header", ID),
     Case("asgi_servers", "get", "/ticks", "query", "seconds"),
     Case("asgi_servers", "get", "/ticks", "query", "interval_ms"),
     Case("views", "get", "/sync-generator", "query", "count"),
@@ -139,7 +137,7 @@ CASES = [
     Case("celery", "get", PROGRESS, "query", "after", valid=None),
     Case("flask_session", "get", "/export", "query", "lines", valid=None),
 ]
-NEGATIVE_ALLOWED = {("errors", "fail_after")}  # -1: never fail
+NEGATIVE_ALLOWED: set = set()  # errors' fail_after is 0 to 10; absent: never
 
 
 @pytest.fixture(autouse=True)
@@ -244,7 +242,7 @@ def answer_to_valid(case, value):
             status = response.status_code
             # A stream's body may not end: read only an error's.
             answer["got"] = status, response.get_data()[:200] if status >= 400 else b""
-        return not (case.snippet == "jobs" and status == 503)
+        return not (case.snippet == "jobs_api" and status == 503)
 
     assert wait_until(answered, timeout=60, interval=0.1)
     return answer["got"]
@@ -298,7 +296,6 @@ def test_last_event_id_beyond_the_last_event_is_400_not_a_stream_that_never_ends
 @pytest.mark.parametrize(
     ("app", "method", "path", "kwargs", "message"),
     [
-        (session_stream.app, "get", f"/report?lines={HUGE}", {}, b"lines must be"),
         (lifecycle.app, "get", f"/plain?n={HUGE}", {}, b"n must be"),
         (lifecycle.app, "get", f"/wait?seconds={HUGE}&beat=yes", {}, b"seconds must"),
         (errors_app, "get", "/cities/oslo?fail_after=--1", {}, b"fail_after must"),
@@ -320,10 +317,3 @@ def test_oversized_or_malformed_numbers_are_400_not_500(
     response = getattr(app.test_client(), method)(path, **kwargs)
     assert response.status_code == 400
     assert message in response.data
-
-
-def test_negative_fail_after_is_its_default_never():
-    """fail_after is the one number that may be negative: -1 is its default,
-    "never fail", and a client may send it."""
-    body = errors_app.test_client().get("/cities/oslo?fail_after=-1").get_data()
-    assert json.loads(body.splitlines()[-1])["end"] is True
