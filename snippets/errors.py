@@ -52,6 +52,7 @@ def internal_error(error):
     return "sorry, something went wrong\n", 500
 
 
+# Fails on purpose: the page shows what a client gets.
 @app.get("/broken")
 def broken():
     def generate():
@@ -61,6 +62,7 @@ def broken():
     return Response(generate(), mimetype="application/x-ndjson")
 
 
+# Fails on purpose: the same failure before the stream, a real 500.
 @app.get("/broken-early")
 def broken_early():
     raise RuntimeError("the data source failed")  # before the stream: a real 500

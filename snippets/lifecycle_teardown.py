@@ -43,6 +43,7 @@ def upload():
 # [upload-end]
 
 
+# Fails on purpose: the connection is closed before the body is made.
 # [db]
 @app.get("/db-captured")
 def db_captured():

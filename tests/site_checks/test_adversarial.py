@@ -52,16 +52,13 @@ NEEDS_STORE = {
     # file wrapper). Its tests run it in an interpreter of its own.
     "opentelemetry_sentry": "importing it patches Flask for the whole process",
 }
-# Routes whose page demonstrates a failure on purpose: a 5xx or an exception
-# while the body is produced is what the page shows. (snippet, rule) -> page.
-ON_PURPOSE = {
+# Routes whose page demonstrates a failure on purpose (a 5xx, or an exception
+# while the body is produced, is what the page shows) say so in a comment
+# right above the route: "# Fails on purpose: ..." (tests/snippet_index.py).
+ON_PURPOSE = snippet_index.on_purpose() | {
     ("middleware", "/broken/feed"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/file"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/text"): "docs/deploy/middleware.rst",
-    ("errors", "/broken"): "docs/state/errors.rst",
-    ("errors", "/broken-early"): "docs/state/errors.rst",
-    ("request_context", "/broken"): "docs/basics/request_context.rst",
-    ("lifecycle", "/db-captured"): "docs/state/lifecycle.rst",
     ("downloads", "/leaky-report.csv"): "docs/files/downloads.rst",  # a file left
     ("views", "/async-generator"): "docs/async/views.rst",
     ("views", "/async-generator-response"): "docs/async/views.rst",
