@@ -4,7 +4,9 @@ import asyncio
 import logging
 import threading
 
-from flask import Flask, Response, abort, request, stream_with_context
+from flask import Flask, Response, request, stream_with_context
+
+from snippets.checks import whole_number
 
 app = Flask(__name__)
 app.logger.setLevel(logging.INFO)  # the source logs when it stops
@@ -30,17 +32,13 @@ async def ticks(count):
 
 
 def read_count():
-    raw = request.args.get("count", "3")
-    try:
-        count = int(raw)
-    except ValueError:
-        abort(400, "count must be a whole number from 0 to 10000")
-    if not (raw.isascii() and raw.isdecimal()) or not 0 <= count <= 10_000:
-        abort(400, "count must be a whole number from 0 to 10000")
-    return count
+    return whole_number("count", 0, 10_000, default=3)
 
 
 # [returns]
+PLAIN = {"Content-Type": "text/plain; charset=utf-8"}  # not HTML: no XSS
+
+
 @app.get("/hello")
 async def hello():
     await asyncio.sleep(0)  # an async view may await, then return as usual
@@ -55,7 +53,7 @@ async def sync_generator():
         for number in range(count):
             yield f"line {number}\n"
 
-    return generate()
+    return generate(), PLAIN
 
 
 @app.get("/async-generator")
@@ -74,7 +72,7 @@ async def with_context():
     def generate():
         yield f"hello {request.args.get('name', 'stranger')}\n"
 
-    return generate()
+    return generate(), PLAIN  # it echoes the request
 
 
 # [returns-end]
@@ -106,8 +104,11 @@ async def ticks_view():
 # [bridge]
 class AsyncIterator:
     """An iterator over an async generator, run on one background event loop
-    that the whole process shares. The server calls ``close()``."""
+    that the whole process shares. The server calls ``close()``. A source
+    silent for ``timeout`` seconds is cancelled: a hung source does not hold
+    the server's thread for ever."""
 
+    timeout = 60  # seconds one step may take
     loop = None
     lock = threading.Lock()
 
@@ -131,7 +132,12 @@ class AsyncIterator:
         self.run(self.source.aclose())
 
     def run(self, awaitable):
-        return asyncio.run_coroutine_threadsafe(awaitable, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(awaitable, self.loop)
+        try:
+            return future.result(timeout=self.timeout)
+        except TimeoutError:
+            future.cancel()  # CancelledError at the source's await
+            raise
 
 
 @app.get("/ticks-shared-loop")
