@@ -16,9 +16,12 @@ from asgiref.sync import ThreadSensitiveContext
 from asgiref.wsgi import WsgiToAsgi
 from flask import Flask, Response, abort, request
 
+from snippets.checks import whole_number
+
 app = Flask(__name__)
 
 MAX_SECONDS = 60
+MAX_BODY = 64 * 1024  # NoticeDisconnect holds the request body: bound it
 ENDED: dict[str, str] = {}  # stream id -> why it ended (for the tests)
 
 # Set by NoticeDisconnect below; None under a WSGI server, which tells the
@@ -26,22 +29,11 @@ ENDED: dict[str, str] = {}  # stream id -> why it ended (for the tests)
 client_gone: contextvars.ContextVar = contextvars.ContextVar("client_gone")
 
 
-def whole_number(name, default, low, high):
-    raw = request.args.get(name, default)
-    try:
-        number = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be a whole number from {low} to {high}")
-    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
-        abort(400, f"{name} must be a whole number from {low} to {high}")
-    return number
-
-
 # [ticks]
 @app.get("/ticks")
 def ticks():
-    seconds = whole_number("seconds", "30", 1, MAX_SECONDS)
-    interval = whole_number("interval_ms", "200", 0, 10_000) / 1000
+    seconds = whole_number("seconds", 1, MAX_SECONDS, default=30)
+    interval = whole_number("interval_ms", 0, 10_000, default=200) / 1000
     stream_id = request.args.get("id", "ticks")[:32]
     gone = client_gone.get(None) or threading.Event()  # never set: no bridge
     deadline = time.monotonic() + seconds  # the bound on every server
@@ -85,9 +77,12 @@ class NoticeDisconnect:
             return await self.app(scope, receive, send)
         gone, left = threading.Event(), asyncio.Event()
         client_gone.set(gone)
-        body = []  # read the request first, then watch for the disconnect
+        body, size = [], 0  # read the request, then watch for the disconnect
         while not body or body[-1].get("more_body"):
             body.append(await receive())
+            size += len(body[-1].get("body", b""))
+            if size > MAX_BODY:  # held in memory: refuse, do not grow
+                return await too_large(send)
 
         async def watch():
             while (await receive())["type"] != "http.disconnect":
@@ -109,6 +104,12 @@ class NoticeDisconnect:
                 await self.app(scope, replay, send)
         finally:
             watcher.cancel()
+
+
+async def too_large(send):
+    headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": b"request body too large"})
 
 
 asgi_app = NoticeDisconnect(WsgiToAsgi(app))
