@@ -9,6 +9,7 @@ import redis
 from flask import Flask, Response, abort, render_template, request
 
 app = Flask(__name__)
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # 413 before a bigger body is read
 
 STREAM = "events"  # the Redis Stream: the log every instance reads
 CHANNEL = "events-live"  # the same events on pub/sub, to compare
@@ -17,6 +18,7 @@ BLOCK_MS = 15_000  # XREAD waits this long for news, then we heartbeat
 RETRY_MS = 500
 MAX_MESSAGE = 1000
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+MAX_ID_PART = 2**64 - 1  # Redis refuses a larger part: checked here instead
 
 url = os.environ.get("EVENT_LOG_REDIS_URL", "redis://127.0.0.1:6379/0")
 store = redis.Redis.from_url(url, decode_responses=True)
@@ -38,11 +40,17 @@ def sse(event_id, message, event=None):
     return f"{head}id: {event_id}\ndata: {json.dumps(message)}\n\n"
 
 
+def valid_id(text):
+    """Two whole numbers, each at most 2**64 - 1, as Redis's stream ids."""
+    parts = text.split("-") if STREAM_ID.fullmatch(text) else ["x"]
+    return all(part.isdigit() and int(part) <= MAX_ID_PART for part in parts)
+
+
 # [events]
 @app.get("/events")
 def events():
     last = request.headers.get("Last-Event-ID")
-    if last is not None and not STREAM_ID.fullmatch(last):
+    if last is not None and not valid_id(last):
         abort(400, "Last-Event-ID must be a stream id like 1700000000000-0")
     if last is None:  # a new client: from the newest event on, never "$"
         newest = store.xrevrange(STREAM, count=1)
@@ -99,12 +107,19 @@ def live():
 
 @app.post("/publish")
 def publish():
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)  # None when it is not JSON
+    except RecursionError:  # "[[[[...": nested deeper than Python recurses
+        payload = None
     message = payload.get("message") if isinstance(payload, dict) else None
     if not isinstance(message, str) or not message.strip():
         abort(400, 'send JSON like {"message": "..."}')
     if len(message) > MAX_MESSAGE:
         abort(413, f"message is longer than {MAX_MESSAGE} characters")
+    try:
+        message.encode()  # JSON's "\ud800" is a str UTF-8 cannot encode
+    except UnicodeEncodeError:
+        abort(400, "message must be text that UTF-8 can encode")
     return {"id": append(message)}
 
 
