@@ -147,3 +147,12 @@ def test_notice_disconnect_passes_a_body_at_its_limit():
 
     asyncio.run(run())
     assert len(seen[0]["body"]) == asgi_bridge.MAX_BODY
+
+
+def test_a2wsgi_runs_ten_threads_unless_you_pass_workers():
+    """a2wsgi's WSGIMiddleware runs the app in its own thread pool: ten
+    threads by default, ``workers=`` threads when given."""
+    from a2wsgi import WSGIMiddleware
+
+    assert asgi_bridge.a2wsgi_app.app.executor._max_workers == 10
+    assert WSGIMiddleware(asgi_bridge.app, workers=3).executor._max_workers == 3
