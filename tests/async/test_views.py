@@ -5,6 +5,7 @@ Flask 3.1.2, and the per-item async_to_sync trap."""
 import asyncio
 import contextlib
 import logging
+import signal
 import threading
 
 import pytest
@@ -229,3 +230,29 @@ def test_stream_with_context_in_an_async_view_was_fixed_in_3_1_2(
     """3.1.1 raised "ValueError: <Token ...> was created in a different
     Context" as the view returned (pallets/flask#5774, fixed by #5799)."""
     assert run_with_flask(release, tmp_path, VERSION_SCRIPT) == (release, result)
+
+
+def test_asyncio_run_replaces_only_pythons_default_sigint_handler():
+    """In the main thread, asyncio.run installs its own SIGINT handler while
+    it runs only when Python's default handler is the one installed, and puts
+    Python's default back when it ends; any other handler is left alone."""
+    assert threading.current_thread() is threading.main_thread()
+
+    async def handler_now():
+        return signal.getsignal(signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        during = asyncio.run(handler_now())
+        assert during is not signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+        def own(signum, frame):  # a server's own handler
+            return None
+
+        signal.signal(signal.SIGINT, own)
+        assert asyncio.run(handler_now()) is own
+        assert signal.getsignal(signal.SIGINT) is own
+    finally:
+        signal.signal(signal.SIGINT, previous)
