@@ -1,23 +1,21 @@
 """Async views: what they can return, and how to stream from an async source."""
 
+# [recipe]
 import asyncio
 import logging
-import threading
 
-from flask import Flask, Response, request, stream_with_context
-
-from snippets.checks import whole_number
+from flask import Flask, Response
 
 app = Flask(__name__)
 app.logger.setLevel(logging.INFO)  # the source logs when it stops
 
-TICK_DELAY = 0.01  # seconds between ticks: the async source "waits for I/O"
+TICK_DELAY = 0.01  # seconds between ticks: the source "waits for I/O"
 
 
-# [source]
 async def ticks(count):
-    """The async source: an async generator, like a database cursor or an
-    HTTP client's stream. Its ``finally`` is where it would release them."""
+    """The async source: an async generator, like a database
+    cursor or an HTTP client's stream. Its ``finally`` is where
+    it would release them."""
     made = 0
     try:
         for number in range(count):
@@ -28,7 +26,34 @@ async def ticks(count):
         app.logger.info("ticks stopped after %d", made)
 
 
-# [source-end]
+def drive(source):
+    """A sync generator that drives an async one, step by
+    step, on an event loop of its own."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(source))
+            except StopAsyncIteration:
+                return
+    finally:  # also on GeneratorExit, when the client has gone
+        loop.run_until_complete(source.aclose())
+        loop.close()
+
+
+@app.get("/")
+async def index():
+    body = drive(ticks(10))
+    return Response(body, mimetype="text/plain")
+
+
+# [recipe-end]
+
+import threading  # noqa: E402  (the variants below)
+
+from flask import request, stream_with_context  # noqa: E402
+
+from snippets.checks import whole_number  # noqa: E402
 
 
 def read_count():
@@ -79,20 +104,6 @@ async def with_context():
 
 
 # [own-loop]
-def drive(source):
-    """A sync generator that drives an async one on its own event loop."""
-    loop = asyncio.new_event_loop()
-    try:
-        while True:
-            try:
-                yield loop.run_until_complete(anext(source))
-            except StopAsyncIteration:
-                return
-    finally:  # also on GeneratorExit, when the client has gone
-        loop.run_until_complete(source.aclose())
-        loop.close()
-
-
 @app.get("/ticks")
 async def ticks_view():
     return Response(drive(ticks(read_count())), mimetype="text/plain")
