@@ -1,22 +1,20 @@
 """Server-sent events from a shared log in Redis Streams: any instance serves
 any client, and a client that reconnects resumes where it left off."""
 
+# [recipe]
 import json
 import os
 import re
 
 import redis
-from flask import Flask, Response, abort, render_template, request
+from flask import Flask, Response, abort, request
 
 app = Flask(__name__)
-app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # 413 before a bigger body is read
 
 STREAM = "events"  # the Redis Stream: the log every instance reads
-CHANNEL = "events-live"  # the same events on pub/sub, to compare
 MAXLEN = 10_000  # keep about this many events (trimmed in whole nodes)
 BLOCK_MS = 15_000  # XREAD waits this long for news, then we heartbeat
 RETRY_MS = 500
-MAX_MESSAGE = 1000
 STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 MAX_ID_PART = 2**64 - 1  # Redis refuses a larger part: checked here instead
 
@@ -24,15 +22,9 @@ url = os.environ.get("EVENT_LOG_REDIS_URL", "redis://127.0.0.1:6379/0")
 store = redis.Redis.from_url(url, decode_responses=True)
 
 
-# [append]
 def append(message):
     """Add one event to the log, bounded; its stream id is its SSE id."""
-    event_id = store.xadd(STREAM, {"message": message}, maxlen=MAXLEN)
-    store.publish(CHANNEL, json.dumps({"id": event_id, "message": message}))
-    return event_id
-
-
-# [append-end]
+    return store.xadd(STREAM, {"message": message}, maxlen=MAXLEN)
 
 
 def sse(event_id, message, event=None):
@@ -46,7 +38,6 @@ def valid_id(text):
     return all(part.isdigit() and int(part) <= MAX_ID_PART for part in parts)
 
 
-# [events]
 @app.get("/events")
 def events():
     last = request.headers.get("Last-Event-ID")
@@ -77,7 +68,20 @@ def events():
     return Response(generate(), mimetype="text/event-stream", headers=headers)
 
 
-# [events-end]
+# [recipe-end]
+
+from flask import render_template  # noqa: E402  (the demo, and pub/sub to compare)
+
+CHANNEL = "events-live"  # the same events on pub/sub, to compare
+MAX_MESSAGE = 1000
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # 413 before a bigger body is read
+
+
+def append_and_publish(message):
+    """Append to the log, and send the same event over pub/sub."""
+    event_id = append(message)
+    store.publish(CHANNEL, json.dumps({"id": event_id, "message": message}))
+    return event_id
 
 
 # [live]
@@ -120,7 +124,7 @@ def publish():
         message.encode()  # JSON's "\ud800" is a str UTF-8 cannot encode
     except UnicodeEncodeError:
         abort(400, "message must be text that UTF-8 can encode")
-    return {"id": append(message)}
+    return {"id": append_and_publish(message)}
 
 
 @app.get("/")
