@@ -9,6 +9,7 @@ from flask import Flask, Response
 
 app = Flask(__name__)
 shutdown = threading.Event()  # set when this worker must stop
+TICK_SECONDS = 1.0
 
 
 def post_worker_init(worker):
@@ -30,7 +31,7 @@ def clock():
     def generate():
         yield "retry: 250\n\n"  # reconnect 250 ms after the end
         n = 0
-        while not shutdown.wait(1):  # wakes at once on shutdown
+        while not shutdown.wait(TICK_SECONDS):  # or at shutdown
             n += 1
             yield f"id: {n}\ndata: tick {n}\n\n"
         yield "event: bye\ndata: restarting\n\n"
