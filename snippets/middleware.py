@@ -1,20 +1,68 @@
 """Hooks and WSGI middleware that break streaming, and versions that do not."""
 
-import io
+# [recipe]
 import logging
 
-from flask import Blueprint, Flask, Response, send_file
+from flask import Flask, Response
 
 app = Flask(__name__)
 log = logging.getLogger(__name__)
 
 
+@app.get("/")
 def feed():
     def generate():
         for i in range(3):
             yield f"event {i}\n"
 
     return Response(generate(), mimetype="text/plain")
+
+
+@app.after_request
+def etag_when_buffered(response):
+    if response.is_streamed or response.direct_passthrough:
+        return response  # a stream or a file: leave it alone
+    response.add_etag()
+    return response
+
+
+class ByteCounter:
+    """Logs each response's size as its chunks pass."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        body = self.wsgi_app(environ, start_response)
+        wrapper = environ.get("wsgi.file_wrapper", ())
+        if isinstance(body, wrapper):
+            return body  # the server's sendfile: keep it
+        return CountingBody(body, environ["PATH_INFO"])
+
+
+class CountingBody:
+    def __init__(self, body, path):
+        self.body, self.path, self.size = body, path, 0
+
+    def __iter__(self):
+        for chunk in self.body:  # one chunk at a time
+            self.size += len(chunk)
+            yield chunk
+
+    def close(self):  # pass it on, or cleanup is lost
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            log.info("%s: %d bytes", self.path, self.size)
+
+
+app.wsgi_app = ByteCounter(app.wsgi_app)
+# [recipe-end]
+
+import io  # noqa: E402  (the broken versions, for comparison)
+
+from flask import Blueprint, send_file  # noqa: E402
 
 
 def small_file():
@@ -30,17 +78,6 @@ def etag_everything(response):
 
 
 # [broken-hook-end]
-
-
-# [safe-hook]
-def etag_when_buffered(response):
-    if response.is_streamed or response.direct_passthrough:
-        return response  # a stream or a file: leave the body alone
-    response.add_etag()
-    return response
-
-
-# [safe-hook-end]
 
 for name, hook in [("broken", etag_everything), ("safe", etag_when_buffered)]:
     blueprint = Blueprint(name, __name__, url_prefix=f"/{name}")
@@ -65,38 +102,3 @@ class BodyLogger:
 
 
 # [broken-middleware-end]
-
-
-# [safe-middleware]
-class ByteCounter:
-    """Logs each response's size as its chunks pass through."""
-
-    def __init__(self, wsgi_app):
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ, start_response):
-        body = self.wsgi_app(environ, start_response)
-        if isinstance(body, environ.get("wsgi.file_wrapper", ())):
-            return body  # wrapping it would cost the server its sendfile
-        return CountingBody(body, environ["PATH_INFO"])
-
-
-class CountingBody:
-    def __init__(self, body, path):
-        self.body, self.path, self.size = body, path, 0
-
-    def __iter__(self):
-        for chunk in self.body:  # one chunk at a time, never the whole body
-            self.size += len(chunk)
-            yield chunk
-
-    def close(self):  # the server calls this; pass it on, or cleanup is lost
-        try:
-            if hasattr(self.body, "close"):
-                self.body.close()
-        finally:
-            log.info("%s: %d bytes", self.path, self.size)
-
-
-app.wsgi_app = ByteCounter(app.wsgi_app)
-# [safe-middleware-end]

@@ -5,7 +5,9 @@ import json
 import time
 import zlib
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, request
+
+from snippets.checks import whole_number
 
 app = Flask(__name__)
 
@@ -21,23 +23,13 @@ STREAM_HEADERS = {
 # [headers-end]
 
 
-def whole_number(name, default, low, high):
-    raw = request.args.get(name, str(default))
-    try:
-        number = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be a whole number from {low} to {high}")
-    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
-        abort(400, f"{name} must be a whole number from {low} to {high}")
-    return number
-
-
 # [events]
 @app.get("/events")
 def events():
-    count = whole_number("count", 3, 1, MAX_COUNT)
-    interval = whole_number("interval_ms", 1000, 0, MAX_MS) / 1000
-    heartbeat = whole_number("heartbeat_ms", 15_000, 0, MAX_MS) / 1000  # 0: none
+    count = whole_number("count", 1, MAX_COUNT, default=3)
+    interval = whole_number("interval_ms", 0, MAX_MS, default=1000) / 1000
+    # 0: no heartbeat
+    heartbeat = whole_number("heartbeat_ms", 0, MAX_MS, default=15_000) / 1000
 
     def generate():
         for n in range(1, count + 1):
@@ -83,8 +75,8 @@ def gzip_stream(chunks):
 # [plain]
 @app.get("/progress")
 def progress():
-    steps = whole_number("steps", 3, 1, MAX_COUNT)
-    interval = whole_number("interval_ms", 1000, 0, MAX_MS) / 1000
+    steps = whole_number("steps", 1, MAX_COUNT, default=3)
+    interval = whole_number("interval_ms", 0, MAX_MS, default=1000) / 1000
 
     def generate():
         for step in range(1, steps + 1):

@@ -3,34 +3,46 @@
 Serve it with an ASGI server: ``hypercorn snippets.quart:app``.
 """
 
+# [recipe]
 import asyncio
-import codecs
-import contextlib
-import json
 
-from quart import Quart, Response, abort, render_template, request
-from werkzeug.exceptions import HTTPException
+from quart import Quart, Response
 
 app = Quart(__name__)
-app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # bigger: 413 when the view reads it
 
-MAX_PROMPT = 2000  # characters
 TOKEN_DELAY = 0.005  # seconds per token: the model "thinks"
 ANSWER = "Sure.\nLine two: café, cafe\u0301 (e + U+0301), 👩‍💻, 🇫🇷, 日本語.\n"
-HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-# [model]
 async def fake_model(prompt):
-    """The same stand-in model, as an async generator: it awaits instead of
-    blocking, so one event loop serves many streams."""
+    """A stand-in model, as an async generator: it awaits
+    instead of blocking, so one event loop serves many streams."""
     data = f"You said: {prompt}\n{ANSWER}".encode()
     for start in range(0, len(data), 3):
         await asyncio.sleep(TOKEN_DELAY)
         yield data[start : start + 3]
 
 
-# [model-end]
+@app.get("/hello")
+async def hello():
+    # Quart iterates an async generator itself: no bridge.
+    tokens = fake_model("hello")
+    return Response(tokens, mimetype="text/plain")
+
+
+# [recipe-end]
+
+import codecs  # noqa: E402  (the full token stream of formats/tokens)
+import contextlib  # noqa: E402
+import json  # noqa: E402
+
+from quart import abort, render_template, request  # noqa: E402
+from werkzeug.exceptions import HTTPException  # noqa: E402
+
+app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # bigger: 413 when the view reads it
+
+MAX_PROMPT = 2000  # characters
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def read_prompt(value, too_long=413):

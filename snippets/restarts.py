@@ -1,36 +1,24 @@
 """A stream that survives restarts: it notices that its worker is stopping,
 ends with a retry hint, and the browser resumes on the new worker."""
 
-import json
-import logging
-import os
-import random
+# [recipe]
 import threading
 import time
 
-from flask import Flask, Response, abort, render_template, request
+from flask import Flask, Response
 
 app = Flask(__name__)
-app.logger.setLevel(logging.INFO)
-
-TICK_MS = int(os.environ.get("GRACEFUL_TICK_MS", "1000"))  # one event per tick
-RETRY_MS = 250  # the browser waits this long (plus jitter) to reconnect
-HEARTBEAT_SECONDS = 15.0
-MAX_BACKLOG = 10_000  # events a reconnecting client may catch up on
-
-
-# [shutdown]
-shutdown = threading.Event()  # set when this worker is asked to stop
+shutdown = threading.Event()  # set when this worker must stop
+TICK_SECONDS = 1.0
 
 
 def post_worker_init(worker):
-    """A gunicorn hook, called in each worker once the app is loaded; run
-    ``gunicorn -c python:snippets.restarts snippets.restarts:app``.
-    """
+    """A gunicorn hook, called in each worker once the app is
+    loaded: ``gunicorn -c python:app app:app``."""
 
     def watch():
-        # gunicorn sets worker.alive to False on every way out: SIGTERM, the
-        # old workers of a SIGHUP reload, max_requests, SIGQUIT and SIGINT.
+        # gunicorn sets worker.alive to False on every way out:
+        # SIGTERM, a SIGHUP reload, max_requests, SIGQUIT, SIGINT.
         while worker.alive:
             time.sleep(0.1)
         shutdown.set()
@@ -38,7 +26,34 @@ def post_worker_init(worker):
     threading.Thread(target=watch, daemon=True).start()
 
 
-# [shutdown-end]
+@app.get("/clock")
+def clock():
+    def generate():
+        yield "retry: 250\n\n"  # reconnect 250 ms after the end
+        n = 0
+        while not shutdown.wait(TICK_SECONDS):  # or at shutdown
+            n += 1
+            yield f"id: {n}\ndata: tick {n}\n\n"
+        yield "event: bye\ndata: restarting\n\n"
+
+    return Response(generate(), mimetype="text/event-stream")
+
+
+# [recipe-end]
+
+import json  # noqa: E402  (the full stream: resume from Last-Event-ID)
+import logging  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+
+from flask import abort, render_template, request  # noqa: E402
+
+app.logger.setLevel(logging.INFO)
+
+TICK_MS = int(os.environ.get("GRACEFUL_TICK_MS", "1000"))  # one event per tick
+RETRY_MS = 250  # the browser waits this long (plus jitter) to reconnect
+HEARTBEAT_SECONDS = 15.0
+MAX_BACKLOG = 10_000  # events a reconnecting client may catch up on
 
 
 def current_tick():

@@ -12,6 +12,8 @@ from a2wsgi import WSGIMiddleware
 from asgiref.wsgi import WsgiToAsgi
 from flask import Flask, Response, abort, jsonify, request
 
+from snippets.checks import whole_number
+
 app = Flask(__name__)
 
 MAX_CHUNKS = 100_000
@@ -25,17 +27,6 @@ _closed: deque = deque(maxlen=KEEP_RECORDS)  # probe ids whose response was clos
 _open = {"streams": 0}
 
 
-def whole_number(name, default, low, high):
-    raw = request.args.get(name, str(default))
-    try:
-        number = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be a whole number from {low} to {high}")
-    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
-        abort(400, f"{name} must be a whole number from {low} to {high}")
-    return number
-
-
 def probe_id():
     probe = request.args.get("id", "anonymous")
     if not (probe.isascii() and probe.isalnum() and len(probe) <= 32):
@@ -46,8 +37,8 @@ def probe_id():
 # [stream]
 @app.get("/stream")
 def stream():
-    chunks = whole_number("chunks", 3, 1, MAX_CHUNKS)
-    interval = whole_number("interval_ms", 100, 0, MAX_INTERVAL_MS) / 1000
+    chunks = whole_number("chunks", 1, MAX_CHUNKS, default=3)
+    interval = whole_number("interval_ms", 0, MAX_INTERVAL_MS, default=100) / 1000
     probe = probe_id()
 
     def generate():
@@ -75,8 +66,8 @@ def stream():
 # [fast]
 @app.get("/fast")
 def fast():
-    lines = whole_number("lines", 1000, 1, MAX_LINES)
-    batch = whole_number("batch", 1, 1, 10_000)  # lines per yield
+    lines = whole_number("lines", 1, MAX_LINES, default=1000)
+    batch = whole_number("batch", 1, 10_000, default=1)  # lines per yield
     probe = probe_id()
 
     def generate():

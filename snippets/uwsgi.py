@@ -9,6 +9,8 @@ from pathlib import Path
 
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 
+from snippets.checks import whole_number
+
 app = Flask(__name__)
 app.config["FILES_DIR"] = str(Path(__file__).parent / "files")
 app.config.from_prefixed_env()  # FLASK_FILES_DIR=/srv/files overrides it
@@ -21,23 +23,12 @@ _lock = threading.Lock()
 _ended: deque = deque(maxlen=1_000)  # (stream id, how it ended), this process
 
 
-def number(name, default, high):
-    raw = request.args.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be a whole number from 0 to {high}")
-    if not (raw.isascii() and raw.isdecimal()) or not 0 <= value <= high:
-        abort(400, f"{name} must be a whole number from 0 to {high}")
-    return value
-
-
 # [events]
 @app.get("/events")
 def events():
-    count = number("count", 3, MAX_COUNT)  # events, then an "end" event
-    interval = number("interval_ms", 1000, MAX_MS) / 1000
-    pad = "." * number("pad", 0, MAX_PAD)  # bytes of filler per event
+    count = whole_number("count", 0, MAX_COUNT, default=3)  # then "end"
+    interval = whole_number("interval_ms", 0, MAX_MS, default=1000) / 1000
+    pad = "." * whole_number("pad", 0, MAX_PAD, default=0)  # filler bytes
     stream_id = request.args.get("id", "")[:32]
 
     def generate():

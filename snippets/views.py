@@ -1,21 +1,21 @@
 """Async views: what they can return, and how to stream from an async source."""
 
+# [recipe]
 import asyncio
 import logging
-import threading
 
-from flask import Flask, Response, abort, request, stream_with_context
+from flask import Flask, Response
 
 app = Flask(__name__)
 app.logger.setLevel(logging.INFO)  # the source logs when it stops
 
-TICK_DELAY = 0.01  # seconds between ticks: the async source "waits for I/O"
+TICK_DELAY = 0.01  # seconds between ticks: the source "waits for I/O"
 
 
-# [source]
 async def ticks(count):
-    """The async source: an async generator, like a database cursor or an
-    HTTP client's stream. Its ``finally`` is where it would release them."""
+    """The async source: an async generator, like a database
+    cursor or an HTTP client's stream. Its ``finally`` is where
+    it would release them."""
     made = 0
     try:
         for number in range(count):
@@ -26,21 +26,44 @@ async def ticks(count):
         app.logger.info("ticks stopped after %d", made)
 
 
-# [source-end]
+def drive(source):
+    """A sync generator that drives an async one, step by
+    step, on an event loop of its own."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(source))
+            except StopAsyncIteration:
+                return
+    finally:  # also on GeneratorExit, when the client has gone
+        loop.run_until_complete(source.aclose())
+        loop.close()
+
+
+@app.get("/")
+async def index():
+    body = drive(ticks(10))
+    return Response(body, mimetype="text/plain")
+
+
+# [recipe-end]
+
+import threading  # noqa: E402  (the variants below)
+
+from flask import request, stream_with_context  # noqa: E402
+
+from snippets.checks import whole_number  # noqa: E402
 
 
 def read_count():
-    raw = request.args.get("count", "3")
-    try:
-        count = int(raw)
-    except ValueError:
-        abort(400, "count must be a whole number from 0 to 10000")
-    if not (raw.isascii() and raw.isdecimal()) or not 0 <= count <= 10_000:
-        abort(400, "count must be a whole number from 0 to 10000")
-    return count
+    return whole_number("count", 0, 10_000, default=3)
 
 
 # [returns]
+PLAIN = {"Content-Type": "text/plain; charset=utf-8"}  # not HTML: no XSS
+
+
 @app.get("/hello")
 async def hello():
     await asyncio.sleep(0)  # an async view may await, then return as usual
@@ -55,7 +78,7 @@ async def sync_generator():
         for number in range(count):
             yield f"line {number}\n"
 
-    return generate()
+    return generate(), PLAIN
 
 
 @app.get("/async-generator")
@@ -74,27 +97,13 @@ async def with_context():
     def generate():
         yield f"hello {request.args.get('name', 'stranger')}\n"
 
-    return generate()
+    return generate(), PLAIN  # it echoes the request
 
 
 # [returns-end]
 
 
 # [own-loop]
-def drive(source):
-    """A sync generator that drives an async one on its own event loop."""
-    loop = asyncio.new_event_loop()
-    try:
-        while True:
-            try:
-                yield loop.run_until_complete(anext(source))
-            except StopAsyncIteration:
-                return
-    finally:  # also on GeneratorExit, when the client has gone
-        loop.run_until_complete(source.aclose())
-        loop.close()
-
-
 @app.get("/ticks")
 async def ticks_view():
     return Response(drive(ticks(read_count())), mimetype="text/plain")
@@ -106,8 +115,11 @@ async def ticks_view():
 # [bridge]
 class AsyncIterator:
     """An iterator over an async generator, run on one background event loop
-    that the whole process shares. The server calls ``close()``."""
+    that the whole process shares. The server calls ``close()``. A source
+    silent for ``timeout`` seconds is cancelled: a hung source does not hold
+    the server's thread for ever."""
 
+    timeout = 60  # seconds one step may take
     loop = None
     lock = threading.Lock()
 
@@ -131,7 +143,12 @@ class AsyncIterator:
         self.run(self.source.aclose())
 
     def run(self, awaitable):
-        return asyncio.run_coroutine_threadsafe(awaitable, self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(awaitable, self.loop)
+        try:
+            return future.result(timeout=self.timeout)
+        except TimeoutError:
+            future.cancel()  # CancelledError at the source's await
+            raise
 
 
 @app.get("/ticks-shared-loop")

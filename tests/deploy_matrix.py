@@ -4,6 +4,7 @@
 it with ``snippets/servers.py`` and writes ``docs/deploy/_data/servers.json``
 (every value), ``servers.csv`` (every cell, one row per server) and one
 transposed table per family of servers, ``servers-<family>.csv``, which
+one two-column table per server, ``server-<key>.csv``, which
 deploy/servers shows in tabs (narrow enough for a phone).
 ``tests/deploy/test_servers_live.py`` measures again and asserts that every
 cell still equals the committed file, so the tables cannot drift.
@@ -619,8 +620,19 @@ def family_csv(rows, family):
     return out.getvalue()
 
 
+def server_csv(row):
+    """One server's answers, two columns: narrow enough for a phone."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["", "measured"])
+    writer.writerows(zip(QUESTIONS, cells(row), strict=True))
+    return out.getvalue()
+
+
 def write(rows):
     DATA.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        (DATA / f"server-{row['key']}.csv").write_text(server_csv(row))
     (DATA / "servers.json").write_text(json.dumps(rows, indent=2) + "\n")
     (DATA / "servers.csv").write_text(to_csv(rows))
     for family in FAMILIES:

@@ -99,3 +99,60 @@ def test_other_scopes_pass_through():
 
     asyncio.run(run())
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_notice_disconnect_refuses_a_body_over_its_limit():
+    """NoticeDisconnect holds the body in memory until the app reads it: past
+    MAX_BODY it answers 413 and stops reading; the app is never called."""
+    called, sent, received = [], [], []
+    chunk = b"x" * 16_384
+
+    async def app(scope, receive, send):
+        called.append(True)
+
+    async def run():
+        async def receive():
+            received.append(len(chunk))  # a 1 MiB upload
+            more = sum(received) < 1024 * 1024
+            return {"type": "http.request", "body": chunk, "more_body": more}
+
+        async def send(message):
+            sent.append(message)
+
+        await asyncio.wait_for(
+            NoticeDisconnect(app)({"type": "http"}, receive, send), 5
+        )
+
+    asyncio.run(run())
+    assert called == []
+    assert sent[0]["status"] == 413
+    assert sum(received) <= asgi_bridge.MAX_BODY + len(chunk)
+
+
+def test_notice_disconnect_passes_a_body_at_its_limit():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(await receive())
+
+    async def run():
+        messages = [
+            {"type": "http.request", "body": b"x" * asgi_bridge.MAX_BODY},
+        ]
+
+        async def receive():
+            return messages.pop(0)
+
+        await NoticeDisconnect(app)({"type": "http"}, receive, None)
+
+    asyncio.run(run())
+    assert len(seen[0]["body"]) == asgi_bridge.MAX_BODY
+
+
+def test_a2wsgi_runs_ten_threads_unless_you_pass_workers():
+    """a2wsgi's WSGIMiddleware runs the app in its own thread pool: ten
+    threads by default, ``workers=`` threads when given."""
+    from a2wsgi import WSGIMiddleware
+
+    assert asgi_bridge.a2wsgi_app.app.executor._max_workers == 10
+    assert WSGIMiddleware(asgi_bridge.app, workers=3).executor._max_workers == 3

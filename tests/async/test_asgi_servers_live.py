@@ -3,16 +3,18 @@ asgiref's WsgiToAsgi) and hypercorn, over real sockets: what happens to a
 generator whose client left, and the pattern that still ends it."""
 
 import contextlib
+import os
 import selectors
 import socket
 import time
 import uuid
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
 from tests.deploy_matrix import RawStream, get_json
-from tests.servers import hypercorn, uvicorn, wait_until
+from tests.servers import hypercorn, uvicorn, uvicorn_app, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -103,3 +105,128 @@ def test_thread_sensitive_context_gives_wsgitoasgi_a_thread_per_request():
     inside ThreadSensitiveContext every request gets its own thread."""
     with serve("uvicorn+WsgiToAsgi") as url:
         assert count_served(url) == 12
+
+
+# -- full pools: clients that leave mid-stream (issue 22, item 10) ----------
+
+POOL_SECONDS = 3  # each stream's deadline: the longest a thread is held here
+PROBE_WINDOW_S = 1.0  # the first streams still have 1.5 s to run by then
+POOLS = {  # threads that run the WSGI app, and the clients that leave
+    "uvicorn+a2wsgi": (10, 20),  # a2wsgi's WSGIMiddleware(workers=10)
+    "hypercorn": (min(32, (os.cpu_count() or 1) + 4), 16),  # asyncio's executor
+    "uvicorn+WsgiToAsgi": (1, 4),  # one thread-sensitive thread
+}
+
+
+def serve_bare(kind):
+    """The app behind each bridge as it comes, without NoticeDisconnect."""
+    if kind == "uvicorn+a2wsgi":
+        return uvicorn_app(f"{MODULE}:app", bridge="a2wsgi")
+    if kind == "uvicorn+WsgiToAsgi":
+        return uvicorn_app(f"{MODULE}:app", bridge="asgiref")
+    return hypercorn(f"{MODULE}:app", "--workers", "0", stop_after=STOP_AFTER_S)
+
+
+def send_get(url, path):
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    )
+    return sock
+
+
+def answered_within(url, path, seconds):
+    with contextlib.closing(send_get(url, path)) as sock:
+        sock.settimeout(seconds)
+        try:
+            return bool(sock.recv(64))
+        except TimeoutError:
+            return False
+
+
+def fill_the_pool_and_leave(url, clients):
+    """Open ``clients`` streams at once, see which get a first byte within
+    1.5 s, then every client hangs up: the served mid-stream, the others
+    while they still wait in the queue. Returns (ids, served, client ports)."""
+    run = uuid.uuid4().hex[:8]
+    ids = [f"{run}{n}" for n in range(clients)]
+    socks = [
+        send_get(url, f"/ticks?seconds={POOL_SECONDS}&interval_ms=200&id={i}")
+        for i in ids
+    ]
+    ports = {sock.getsockname()[1] for sock in socks}
+    served, selector = set(), selectors.DefaultSelector()
+    for sock in socks:
+        selector.register(sock, selectors.EVENT_READ)
+    deadline = time.monotonic() + 1.5
+    while len(served) < clients and (left := deadline - time.monotonic()) > 0:
+        for key, _ in selector.select(timeout=left):
+            served.add(key.fileobj)
+            selector.unregister(key.fileobj)
+    selector.close()
+    for sock in socks:
+        sock.close()
+    return ids, len(served), ports
+
+
+def departed_sockets(proc, ports):
+    """The server's TCP sockets whose peer is a client that has gone."""
+    connections = psutil.Process(proc.pid).net_connections("tcp")
+    return [c for c in connections if c.raddr and c.raddr.port in ports]
+
+
+def why_each_ended(url, ids):
+    return [ended(url, stream_id) for stream_id in ids]
+
+
+@pytest.mark.parametrize("kind", list(POOLS))
+def test_a_pool_full_of_abandoned_streams_answers_no_new_request(kind):
+    """Every client leaves (the first ``threads`` mid-stream, the rest while
+    queued). The pool stays full: a new request gets no byte in 1 s. The
+    requests whose clients left in the queue still run, each to its
+    deadline, for nobody; only then is the new request answered. hypercorn
+    keeps each queued client's socket open (CLOSE_WAIT) until then; uvicorn
+    closes them. The measured numbers are the page's."""
+    threads, clients = POOLS[kind]
+    with serve_bare(kind) as (url, proc):
+        ids, served, ports = fill_the_pool_and_leave(url, clients)
+        assert served == threads
+        assert not answered_within(url, "/ended/nobody", PROBE_WINDOW_S)
+        held = departed_sockets(proc, ports)  # 1 s after the clients left
+        drain = POOL_SECONDS * -(-clients // threads) + 10
+        assert wait_until(lambda: answered_within(url, "/ended/nobody", 2), drain)
+        assert wait_until(lambda: None not in why_each_ended(url, ids), drain)
+        assert why_each_ended(url, ids) == ["deadline"] * clients
+        if kind == "hypercorn":
+            assert len(held) == clients - threads
+            assert {c.status for c in held} == {psutil.CONN_CLOSE_WAIT}
+        else:
+            assert held == []
+        assert departed_sockets(proc, ports) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"),
+    [
+        ("uvicorn+a2wsgi", "a2wsgi_app"),
+        ("hypercorn", "asgi_app"),
+        ("uvicorn+WsgiToAsgi", "asgi_app"),
+    ],
+)
+def test_notice_disconnect_frees_the_pool_when_clients_leave(kind, target):
+    """The same clients in front of NoticeDisconnect: every stream ends
+    "client gone" (a queued one without a tick), and a new request is
+    answered within the same 1 s."""
+    _threads, clients = POOLS[kind]
+    if kind.startswith("uvicorn"):
+        launch = uvicorn(f"{MODULE}:{target}", stop_after=STOP_AFTER_S)
+    else:
+        launch = hypercorn(
+            f"{MODULE}:{target}", "--workers", "0", stop_after=STOP_AFTER_S
+        )
+    with launch as (url, _proc):
+        ids, _served, _ports = fill_the_pool_and_leave(url, clients)
+        assert answered_within(url, "/ended/nobody", PROBE_WINDOW_S)
+        assert wait_until(lambda: None not in why_each_ended(url, ids), 10)
+        assert why_each_ended(url, ids) == ["client gone"] * clients

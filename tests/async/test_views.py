@@ -3,7 +3,10 @@ two idioms closing their async source, stream_with_context on both sides of
 Flask 3.1.2, and the per-item async_to_sync trap."""
 
 import asyncio
+import contextlib
 import logging
+import signal
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -29,9 +32,10 @@ def test_returning_an_async_generator_is_a_500_with_a_type_error(caplog):
     assert message.endswith("but it was a async_generator.")
 
 
-def test_an_async_generator_view_function_is_a_500_too():
+def test_an_async_generator_view_function_is_a_500_too(caplog):
     """``async def view(): yield ...`` is not a coroutine function: Flask calls
-    it as a sync view, and gets the same async generator back."""
+    it as a sync view, and gets the same async generator back: the same
+    TypeError as the page quotes."""
     other = Flask(__name__)
 
     @other.get("/")
@@ -39,6 +43,57 @@ def test_an_async_generator_view_function_is_a_500_too():
         yield "x"
 
     assert other.test_client().get("/").status_code == 500
+    error = caplog.records[-1].exc_info[1]
+    assert isinstance(error, TypeError)
+    assert str(error) == (
+        "The view function did not return a valid response. The return type"
+        " must be a string, dict, list, tuple with headers or status, Response"
+        " instance, or WSGI callable, but it was a async_generator."
+    )
+
+
+@pytest.mark.parametrize("path", ["/with-context", "/sync-generator"])
+def test_streams_that_echo_the_request_are_plain_text(path):
+    """A bare generator gets Flask's default text/html; these views name
+    text/plain, so a script in the query string is text, never run."""
+    script = "<script>alert(document.domain)</script>"
+    response = client.get(path, query_string={"name": script})
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+
+
+def test_a_hung_source_is_cancelled_after_the_timeout(monkeypatch):
+    """AsyncIterator waits ``timeout`` seconds for a step, then cancels the
+    source (its ``finally`` runs) and raises: the thread is free again."""
+    monkeypatch.setattr(AsyncIterator, "timeout", 0.2)
+    stopped = threading.Event()
+    never = []
+
+    async def hung():
+        try:
+            never.append(asyncio.Event())
+            await never[0].wait()  # I/O that never answers
+            yield "never"
+        finally:
+            stopped.set()
+
+    iterator, result = AsyncIterator(hung()), []
+
+    def step():
+        with contextlib.suppress(TimeoutError):
+            result.append(next(iterator))
+
+    thread = threading.Thread(target=step, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    alive = thread.is_alive()
+    if alive:  # let the source go, so no thread outlives the test
+        AsyncIterator.loop.call_soon_threadsafe(never[0].set)
+        thread.join(timeout=10)
+    assert not alive
+    assert stopped.wait(timeout=10)
+    assert result == []
+    iterator.close()  # what the server does next: harmless
 
 
 def test_an_async_generator_in_a_response_fails_when_iterated():
@@ -175,3 +230,29 @@ def test_stream_with_context_in_an_async_view_was_fixed_in_3_1_2(
     """3.1.1 raised "ValueError: <Token ...> was created in a different
     Context" as the view returned (pallets/flask#5774, fixed by #5799)."""
     assert run_with_flask(release, tmp_path, VERSION_SCRIPT) == (release, result)
+
+
+def test_asyncio_run_replaces_only_pythons_default_sigint_handler():
+    """In the main thread, asyncio.run installs its own SIGINT handler while
+    it runs only when Python's default handler is the one installed, and puts
+    Python's default back when it ends; any other handler is left alone."""
+    assert threading.current_thread() is threading.main_thread()
+
+    async def handler_now():
+        return signal.getsignal(signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        during = asyncio.run(handler_now())
+        assert during is not signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+        def own(signum, frame):  # a server's own handler
+            return None
+
+        signal.signal(signal.SIGINT, own)
+        assert asyncio.run(handler_now()) is own
+        assert signal.getsignal(signal.SIGINT) is own
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -15,6 +15,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -175,6 +176,16 @@ def test_an_async_generator_in_a_response(row):
     measured, expected = row
     column = "in a Response"
     assert measured[column] == expected[column]
+
+
+def test_an_async_generator_in_a_response_is_a_protocol_error_behind_a2wsgi():
+    """uvicorn + a2wsgi sends 200 and a chunked body without its last chunk:
+    an HTTP client (httpx) raises RemoteProtocolError, not an empty 200."""
+    with (
+        uvicorn_app("snippets.views:app", bridge="a2wsgi") as (url, _proc),
+        pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked"),
+    ):
+        httpx.get(f"{url}/async-generator-response?count=3", timeout=10)
 
 
 def test_own_loop_idiom_stops_the_source_when_the_client_leaves(row):

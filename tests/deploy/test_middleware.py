@@ -18,7 +18,7 @@ from snippets.middleware import (
     etag_everything,
     etag_when_buffered,
 )
-from tests.servers import open_request, read_until
+from tests.servers import open_request, read_until, werkzeug_server
 
 
 # [checkpoint]
@@ -232,3 +232,38 @@ def test_broken_one_buffers_over_a_socket(live_server, install, one_piece):
         sock.settimeout(10)
         data = read_until(sock, b"last\n")
     assert one_piece in data
+
+
+def test_a_stream_with_a_known_length_is_sent_with_it_unchunked():
+    """When the size is known before the first byte, a stream may carry
+    ``Content-Length``: Werkzeug's server sends that header, does not chunk,
+    and the first part arrives before the generator makes the last."""
+    probe = Flask(__name__)
+    made_last = threading.Event()
+    first_seen = threading.Event()
+
+    @probe.get("/sized")
+    def sized():
+        def generate():
+            yield b"first\n"
+            first_seen.wait(timeout=10)  # the client holds part one by now
+            made_last.set()
+            yield b"last!\n"
+
+        return Response(generate(), headers={"Content-Length": "12"})
+
+    with werkzeug_server(probe) as url:
+        sock = open_request(url, "/sized")
+        try:
+            head = read_until(sock, b"first\n")
+            last_existed = made_last.is_set()
+            first_seen.set()
+            rest = read_until(sock, b"last!\n", head)
+        finally:
+            sock.close()
+    status_and_headers, _, body = rest.partition(b"\r\n\r\n")
+    headers = status_and_headers.lower()
+    assert b"content-length: 12" in headers
+    assert b"transfer-encoding" not in headers
+    assert body == b"first\nlast!\n"
+    assert not last_existed

@@ -37,3 +37,19 @@ def test_demo_page_listens_for_ticks_and_bye(client):
     page = client.get("/").get_data(as_text=True)
     assert 'new EventSource("/events")' in page
     assert 'addEventListener("bye"' in page
+
+
+def test_the_recipe_ticks_until_shutdown_then_says_bye(monkeypatch):
+    """/clock sends a retry hint, an event per tick with its id, and on
+    shutdown a bye event, then ends."""
+    monkeypatch.setattr(graceful_stream, "TICK_SECONDS", 0.01)
+    response = app.test_client().get("/clock", buffered=False)
+    body = iter(response.response)
+    try:
+        assert next(body) == b"retry: 250\n\n"
+        assert next(body) == b"id: 1\ndata: tick 1\n\n"
+        graceful_stream.shutdown.set()
+        assert list(body) == [b"event: bye\ndata: restarting\n\n"]
+    finally:
+        graceful_stream.shutdown.clear()
+        response.close()

@@ -162,6 +162,34 @@ def render(rows, header):
     return out.getvalue()
 
 
+WORKERS = ["sync", "gthread", "gevent", "waitress"]
+
+
+def by_worker(rows, header):
+    """One narrow table per worker class (the page's tabs): the hook moves
+    from the server column to the next one."""
+    tables = {}
+    for worker in WORKERS:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header[1:])
+        for row in rows:
+            server, _, hook = row["server"].partition(" + ")
+            if server == worker:
+                first = row[header[1]] + (" + hook" if hook else "")
+                writer.writerow([first, *(row[key] for key in header[2:])])
+        if out.getvalue().count("\n") > 1:
+            tables[worker] = out.getvalue()
+    return tables
+
+
+def write_worker_tables():
+    """Render the per-worker tables from the committed ones."""
+    for path, header in ((CSV, HEADER), (IDLE_CSV, IDLE_HEADER)):
+        for worker, text in by_worker(committed(path), header).items():
+            path.with_name(f"{path.stem}-{worker}.csv").write_text(text)
+
+
 def split(rows):
     """(streams with events, idle streams)."""
     return (
@@ -189,6 +217,16 @@ def test_every_cell_matches_the_committed_tables(measured):
     print(*(f"{r['server']:15} {r['stream']:16} {r['signal']:7} "
             f"body ends {r['seconds']:5} s, exit {r['exit seconds']} s"
             for r in measured), sep="\n")  # fmt: skip
+
+
+def test_the_per_worker_tables_are_the_committed_tables_split():
+    """The page shows the two tables split by worker class, in tabs."""
+    for path, header in ((CSV, HEADER), (IDLE_CSV, IDLE_HEADER)):
+        tables = by_worker(committed(path), header)
+        for worker, text in tables.items():
+            assert path.with_name(f"{path.stem}-{worker}.csv").read_text() == text
+        rows = sum(text.count("\n") - 1 for text in tables.values())
+        assert rows == len(committed(path))
 
 
 def row(measured, server, stream, sig):
@@ -282,5 +320,6 @@ if __name__ == "__main__":
     ticks, idle = split(rows)
     CSV.write_text(render(ticks, HEADER))
     IDLE_CSV.write_text(render(idle, IDLE_HEADER))
+    write_worker_tables()
     for r in rows:
         print(r)

@@ -94,7 +94,7 @@ def test_failover_resumes_from_the_log_and_pubsub_loses(page, monkeypatch):
                 n = 0
                 while not stop.wait(EVERY):
                     n += 1
-                    event_log.append(str(n))
+                    event_log.append_and_publish(str(n))
                     published.append(str(n))
 
             thread = threading.Thread(target=publisher)

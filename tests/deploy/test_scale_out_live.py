@@ -77,7 +77,7 @@ def test_new_client_gets_events_published_after_it_connected(store, client):
 
 
 def test_resume_sends_exactly_what_was_missed(store, client):
-    ids = [event_log.append(str(n)) for n in range(1, 6)]
+    ids = [event_log.append_and_publish(str(n)) for n in range(1, 6)]
     with stream(client, **{"Last-Event-ID": ids[1]}) as body:
         assert [read(body)[1:] for _ in range(3)] == list(
             zip(ids[2:], "345", strict=True)
@@ -97,7 +97,7 @@ def test_an_id_trimmed_away_gets_a_reset(store, client, monkeypatch):
             store, *a, maxlen=maxlen, approximate=False, **k
         ),
     )
-    ids = [event_log.append(str(n)) for n in range(1, 8)]
+    ids = [event_log.append_and_publish(str(n)) for n in range(1, 8)]
     assert store.xlen(event_log.STREAM) == 3
     with stream(client, **{"Last-Event-ID": ids[0]}) as body:
         event, reset_id, _ = read(body)
@@ -137,11 +137,11 @@ def test_idle_stream_heartbeats(store, client, monkeypatch):
 def test_pubsub_keeps_nothing_for_a_client_that_was_away(store, client):
     """/live sends what is published while it listens, with the same ids;
     what was published before it subscribed is gone (the log still has it)."""
-    gone = event_log.append("while nobody listened")
+    gone = event_log.append_and_publish("while nobody listened")
     with stream(client, "/live", **{"Last-Event-ID": gone}) as body:
         # Checkpoint: Redis counts the subscription before we publish.
         assert store.pubsub_numsub(event_log.CHANNEL) == [(event_log.CHANNEL, 1)]
-        fresh = event_log.append("now")
+        fresh = event_log.append_and_publish("now")
         assert read(body) == ("message", fresh, "now")
     assert store.xrange(event_log.STREAM, gone, gone)[0][1] == {
         "message": "while nobody listened"

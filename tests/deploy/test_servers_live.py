@@ -25,6 +25,7 @@ from tests.deploy_matrix import (
     family_csv,
     get_json,
     measure_all,
+    server_csv,
     to_csv,
 )
 from tests.servers import waitress
@@ -65,6 +66,8 @@ def test_committed_csv_is_rendered_from_committed_json():
     for family in FAMILIES:
         table = (DATA / f"servers-{family}.csv").read_text()
         assert table == family_csv(COMMITTED.values(), family)
+    for key, row in COMMITTED.items():
+        assert (DATA / f"server-{key}.csv").read_text() == server_csv(row)
 
 
 def test_streams_incrementally(server):

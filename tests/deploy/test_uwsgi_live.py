@@ -446,6 +446,18 @@ def test_generator_closed_on_the_second_write_after_the_client_left(servers, opt
     assert ended(port, stream_id) == {"how": "GeneratorExit", "sent": 3}
 
 
+def test_a_client_that_resets_ends_the_generator_one_write_sooner(servers):
+    """The client reads event 1 and resets the connection (SO_LINGER 0: an RST,
+    not a FIN). On ``--http-socket`` the very next write fails: ``sent`` is 2,
+    where a client that closes gives 3."""
+    port = servers["base"]["--http-socket"]
+    stream_id = uuid.uuid4().hex[:16]
+    with get(port, f"/events?count=100000&interval_ms=200&id={stream_id}") as sock:
+        read_until(sock, b"\n\n", read_head(sock)[2])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert ended(port, stream_id) == {"how": "GeneratorExit", "sent": 2}
+
+
 # -- harakiri -----------------------------------------------------------------------
 
 
