@@ -81,11 +81,13 @@ async def sync_generator():
     return generate(), PLAIN
 
 
+# Fails on purpose: a view cannot return an async generator (a 500).
 @app.get("/async-generator")
 async def async_generator():
     return ticks(read_count())  # not a valid return value: a 500
 
 
+# Fails on purpose: no WSGI server can iterate an async generator.
 @app.get("/async-generator-response")
 async def async_generator_response():
     return Response(ticks(read_count()))  # the server cannot iterate it

@@ -56,12 +56,11 @@ NEEDS_STORE = {
 # while the body is produced, is what the page shows) say so in a comment
 # right above the route: "# Fails on purpose: ..." (tests/snippet_index.py).
 ON_PURPOSE = snippet_index.on_purpose() | {
+    # Made in a loop (add_url_rule), not by a decorator a comment can sit on.
     ("middleware", "/broken/feed"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/file"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/text"): "docs/deploy/middleware.rst",
     ("downloads", "/leaky-report.csv"): "docs/files/downloads.rst",  # a file left
-    ("views", "/async-generator"): "docs/async/views.rst",
-    ("views", "/async-generator-response"): "docs/async/views.rst",
     ("flask_login", "/report-broken"): "docs/extensions/flask_login.rst",
 }
 
