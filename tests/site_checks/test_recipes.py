@@ -5,7 +5,9 @@ streamed 200.
 
 A pattern page is a page that includes a snippet (docs/<part>/<page>.rst
 with a ``literalinclude`` of ``/../snippets/``); its recipe is the included
-region with ``:class: recipe``.
+region with ``:class: recipe``. Where the answer is a config file (nginx,
+gunicorn, uWSGI), the recipe is that file, and a test module uses it as it
+is (it names the file's path).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 HTML = ROOT / "_build" / "html"
 INCLUDES_SNIPPET = re.compile(r"^\.\. literalinclude:: /\.\./snippets/", re.M)
+RECIPE = re.compile(
+    r"^\.\. literalinclude:: (\S+)\n(?:   :.*\n)*?   :class: recipe", re.M
+)
 STORE_CLIENTS = ("redis", "celery", "rq")
 
 
@@ -60,10 +65,21 @@ def article(page: str) -> str:
     return text[start : text.index("</article>", start)]
 
 
+def recipe_source(page: str) -> Path | None:
+    """The file the page's recipe is included from."""
+    found = RECIPE.search((DOCS / f"{page}.rst").read_text())
+    if not found:
+        return None
+    target = found[1]
+    if target.startswith("/"):
+        return (DOCS / target.lstrip("/")).resolve()
+    return (DOCS / page).parent.joinpath(target).resolve()
+
+
 def recipe_text(page: str) -> str | None:
     """The recipe as its copy button copies it: the <pre>'s text."""
     found = re.search(
-        r'<div class="recipe highlight-python[^"]*"><div class="highlight"><pre[^>]*>'
+        r'<div class="recipe highlight-[^"]*"><div class="highlight"><pre[^>]*>'
         r"(.*?)</pre>",
         built(page),
         re.S,
@@ -97,8 +113,20 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
     route (a plain GET) with a streamed 200 whose first chunk comes. A first
     route that takes only POST starts something: the stream is at the URL it
     answers with (its Location, or a URL in its JSON)."""
+    included = recipe_source(page)
+    assert included, "no recipe"
+    if ROOT / "snippets" not in included.parents:  # a config file
+        rel = included.relative_to(ROOT).as_posix()
+        users = [
+            test
+            for test in (ROOT / "tests").rglob("test_*.py")
+            if included.name in test.read_text()
+            and rel.split("/")[-2] in test.read_text()
+        ]
+        assert users, f"no test uses {rel} as it is"
+        return
     source = recipe_text(page)
-    assert source, "no recipe"
+    assert source, "no recipe in the built page"
     module_name = "recipe_" + re.sub(r"\W", "_", page)
     path = tmp_path / f"{module_name}.py"
     path.write_text(source)
@@ -112,6 +140,9 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
         spec.loader.exec_module(module)
         app = module.app
         rule = next(r for r in app.url_map.iter_rules() if r.endpoint != "static")
+        if type(app).__name__ == "Quart":  # served by hypercorn, not flask run
+            assert quart_first_route_answers(app, rule.rule)
+            return
         client = app.test_client()
         url = rule.rule
         if "GET" not in rule.methods:
@@ -131,17 +162,32 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
             response.close()
 
 
+def quart_first_route_answers(app, path) -> bool:
+    """A Quart recipe's first route, through Quart's own (async) test client:
+    a 200 with a body."""
+    import asyncio
+
+    async def get():
+        response = await app.test_client().get(path)
+        return response.status_code, await response.get_data()
+
+    status, body = asyncio.run(get())
+    return status == 200 and bool(body)
+
+
 def contextlib_for(source: str):
-    """A recipe that talks to Redis gets one (REDIS_URL); others get none."""
+    """A recipe that talks to Redis gets one, in every ``*REDIS_URL`` it
+    reads from the environment; others get none."""
     import contextlib
 
     imports = set(re.findall(r"^(?:from|import) (\w+)", source, re.M))
     if imports & set(STORE_CLIENTS):
+        names = set(re.findall(r"[\"'](\w*REDIS_URL)[\"']", source)) or {"REDIS_URL"}
 
         @contextlib.contextmanager
         def with_redis():
             with serve("redis") as redis:
-                yield {"REDIS_URL": redis.url}
+                yield dict.fromkeys(names, redis.url)
 
         return with_redis()
     return contextlib.nullcontext({})
