@@ -148,6 +148,9 @@ OVERFLOW = r"""(phone) => {
   const recipe = document.querySelector("div.recipe");
   const top = recipe && Math.round(recipe.getBoundingClientRect().top + scrollY);
   if (!phone && recipe && top > 900) problems.push(`the recipe starts at ${top}px`);
+  for (const pre of document.querySelectorAll("div.recipe pre"))
+    if (pre.scrollWidth > pre.clientWidth + 1)
+      problems.push(`a recipe scrolls: ${pre.scrollWidth}px in ${pre.clientWidth}px`);
   return problems;
 }"""
 
