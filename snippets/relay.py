@@ -3,6 +3,7 @@
 import contextlib
 import http.cookiejar
 import os
+import re
 
 import httpx
 from flask import Flask, Response, abort, request
@@ -43,16 +44,34 @@ def error_as_json(error):
 
 
 # [events]
+# A blank line ends an event, and SSE ends a line with \r\n, \r or \n.
+BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
+MAX_EVENT = 1024 * 1024  # bytes held for one unfinished event
+
+
+class BrokenStream(Exception):
+    """The upstream ended mid-event, or sent one over MAX_EVENT bytes."""
+
+
 def whole_events(chunks):
-    """Pass on the upstream's bytes as they come, cut at event boundaries: no
-    half event reaches the client, and an error event starts on its own."""
-    buffer = b""
+    """Pass on the upstream's bytes as they come, cut after the last blank
+    line: no half event reaches the client, and an error event starts on its
+    own. Only the unfinished event is held."""
+    buffer = bytearray()
     for chunk in chunks:
+        # A blank line is at most 4 bytes: look only where a new one can be.
+        start = max(len(buffer) - 3, 0)
         buffer += chunk
-        end = buffer.rfind(b"\n\n") + 2
-        if end > 1:
-            yield buffer[:end]
-            buffer = buffer[end:]
+        # A "\r" at the end counts as a line end: if a "\n" follows in the
+        # next chunk, that "\n" starts the next chunk and changes nothing.
+        ends = [m.end() for m in BLANK_LINE.finditer(buffer, start)]
+        if ends:
+            yield bytes(buffer[: ends[-1]])
+            del buffer[: ends[-1]]
+        if len(buffer) > MAX_EVENT:
+            raise BrokenStream(f"an event over {MAX_EVENT} bytes")
+    if buffer.strip(b"\r\n"):  # the spec drops an unfinished last event
+        raise BrokenStream("the answer ended in the middle of an event")
 
 
 # [events-end]
@@ -80,7 +99,7 @@ def open_upstream(prompt):
             abort(504, "the model did not answer in time")
         except httpx.ConnectError:
             abort(502, "the model could not be reached")
-        except httpx.TransportError:  # the connection broke before an event
+        except (httpx.TransportError, BrokenStream):  # before an event
             abort(502, "the model's answer failed")
         if first is None:
             abort(502, "the model sent an empty answer")
@@ -113,7 +132,7 @@ def chat():
             yield first
             try:
                 yield from events
-            except httpx.TransportError:  # a timeout or a cut, after the 200
+            except (httpx.TransportError, BrokenStream):  # after the 200
                 app.logger.exception("the upstream stream failed")
                 yield BROKE_OFF
 
