@@ -1,5 +1,6 @@
 """Relay a streamed answer from an upstream API (OpenAI-style SSE) to the client."""
 
+# [recipe]
 import contextlib
 import http.cookiejar
 import os
@@ -19,7 +20,6 @@ MODEL = os.environ.get("RELAY_MODEL", "gpt-4o-mini")
 MAX_PROMPT = 2000  # characters
 
 
-# [client]
 # connect: how long to wait for the upstream to accept; read: the longest
 # silence allowed, before the first byte or between two events.
 TIMEOUT = httpx.Timeout(connect=3.0, read=30.0, write=10.0, pool=3.0)
@@ -35,15 +35,66 @@ NO_COOKIES = http.cookiejar.CookieJar(
     http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
 )
 upstream_client = httpx.Client(timeout=TIMEOUT, cookies=NO_COOKIES)
-# [client-end]
 
 
-@app.errorhandler(HTTPException)
-def error_as_json(error):
-    return {"error": error.description}, error.code
+@app.post("/chat")
+def chat():
+    try:
+        payload = request.get_json(silent=True)  # None when it is not JSON
+    except RecursionError:  # "[[[[...": nested deeper than Python recurses
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("prompt"), str):
+        abort(400, 'send JSON like {"prompt": "..."}')
+    if not 0 < len(payload["prompt"].strip()) <= MAX_PROMPT:
+        abort(400, f"the prompt must be 1 to {MAX_PROMPT} characters")
+    try:
+        payload["prompt"].encode()  # JSON's "\ud800" is a str UTF-8 cannot encode
+    except UnicodeEncodeError:
+        abort(400, "the prompt must be text that UTF-8 can encode")
+    upstream, first, events = open_upstream(payload["prompt"])
+
+    def relay():
+        with contextlib.closing(upstream):  # closes the upstream connection
+            yield first
+            try:
+                yield from events
+            except (httpx.TransportError, BrokenStream):  # after the 200
+                app.logger.exception("the upstream stream failed")
+                yield BROKE_OFF
+
+    passed = {k: upstream.headers[k] for k in PASSED_HEADERS if k in upstream.headers}
+    return Response(relay(), upstream.status_code, {**passed, **OWN_HEADERS})
 
 
-# [events]
+def open_upstream(prompt):
+    """Send the request and wait for the first event: until it arrives, a
+    failure can still be a proper 502 or 504."""
+    body = {"model": MODEL, "stream": True}
+    body["messages"] = [{"role": "user", "content": prompt}]
+    headers = {"Authorization": f"Bearer {API_KEY}"} if API_KEY else {}
+    outgoing = upstream_client.build_request(
+        "POST", UPSTREAM_URL, json=body, headers=headers
+    )
+    with contextlib.ExitStack() as on_failure:
+        try:
+            upstream = upstream_client.send(outgoing, stream=True)
+            on_failure.callback(upstream.close)
+            if upstream.status_code != 200:
+                abort(502, f"the model answered {upstream.status_code}")
+            events = whole_events(upstream.iter_bytes())
+            first = next(events, None)
+        except httpx.TimeoutException:
+            abort(504, "the model did not answer in time")
+        except httpx.ConnectError:
+            abort(502, "the model could not be reached")
+        except (httpx.TransportError, BrokenStream):  # before an event
+            abort(502, "the model's answer failed")
+        if first is None:
+            abort(502, "the model sent an empty answer")
+        on_failure.pop_all()  # it worked: from now on, the relay closes it
+    return upstream, first, events
+
+
 # A blank line ends an event, and SSE ends a line with \r\n, \r or \n.
 BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")
 MAX_EVENT = 1024 * 1024  # bytes held for one unfinished event
@@ -74,70 +125,9 @@ def whole_events(chunks):
         raise BrokenStream("the answer ended in the middle of an event")
 
 
-# [events-end]
+@app.errorhandler(HTTPException)
+def error_as_json(error):
+    return {"error": error.description}, error.code
 
 
-# [open]
-def open_upstream(prompt):
-    """Send the request and wait for the first event: until it arrives, a
-    failure can still be a proper 502 or 504."""
-    body = {"model": MODEL, "stream": True}
-    body["messages"] = [{"role": "user", "content": prompt}]
-    headers = {"Authorization": f"Bearer {API_KEY}"} if API_KEY else {}
-    outgoing = upstream_client.build_request(
-        "POST", UPSTREAM_URL, json=body, headers=headers
-    )
-    with contextlib.ExitStack() as on_failure:
-        try:
-            upstream = upstream_client.send(outgoing, stream=True)
-            on_failure.callback(upstream.close)
-            if upstream.status_code != 200:
-                abort(502, f"the model answered {upstream.status_code}")
-            events = whole_events(upstream.iter_bytes())
-            first = next(events, None)
-        except httpx.TimeoutException:
-            abort(504, "the model did not answer in time")
-        except httpx.ConnectError:
-            abort(502, "the model could not be reached")
-        except (httpx.TransportError, BrokenStream):  # before an event
-            abort(502, "the model's answer failed")
-        if first is None:
-            abort(502, "the model sent an empty answer")
-        on_failure.pop_all()  # it worked: from now on, the relay closes it
-    return upstream, first, events
-
-
-# [open-end]
-
-
-# [relay]
-@app.post("/chat")
-def chat():
-    try:
-        payload = request.get_json(silent=True)  # None when it is not JSON
-    except RecursionError:  # "[[[[...": nested deeper than Python recurses
-        payload = None
-    if not isinstance(payload, dict) or not isinstance(payload.get("prompt"), str):
-        abort(400, 'send JSON like {"prompt": "..."}')
-    if not 0 < len(payload["prompt"].strip()) <= MAX_PROMPT:
-        abort(400, f"the prompt must be 1 to {MAX_PROMPT} characters")
-    try:
-        payload["prompt"].encode()  # JSON's "\ud800" is a str UTF-8 cannot encode
-    except UnicodeEncodeError:
-        abort(400, "the prompt must be text that UTF-8 can encode")
-    upstream, first, events = open_upstream(payload["prompt"])
-
-    def relay():
-        with contextlib.closing(upstream):  # closes the upstream connection
-            yield first
-            try:
-                yield from events
-            except (httpx.TransportError, BrokenStream):  # after the 200
-                app.logger.exception("the upstream stream failed")
-                yield BROKE_OFF
-
-    passed = {k: upstream.headers[k] for k in PASSED_HEADERS if k in upstream.headers}
-    return Response(relay(), upstream.status_code, {**passed, **OWN_HEADERS})
-
-
-# [relay-end]
+# [recipe-end]

@@ -328,3 +328,14 @@ def test_in_process_relay_streams_the_answer():
     assert "Authorization" not in headers  # no key set: none sent
     assert sent["stream"] is True
     assert sent["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_an_answer_that_ends_inside_its_first_event_is_a_502():
+    """Nothing was sent yet, so the unfinished event is still a 502."""
+    provider = FakeProvider(tokens=(), unfinished=True)
+    with provider.serving():
+        response = client.post("/chat", json={"prompt": "hi"})
+    assert (response.status_code, response.json) == (
+        502,
+        {"error": "the model's answer failed"},
+    )
