@@ -145,8 +145,8 @@ class RedisBroker:
             pubsub.close()
 
 
-if redis_url := os.environ.get("BROADCAST_REDIS_URL"):
-    broker = RedisBroker(redis_url)
+redis_url = os.environ.get("BROADCAST_REDIS_URL")
+broker = RedisBroker(redis_url) if redis_url else broker  # else the local one
 # [redis-end]
 
 
