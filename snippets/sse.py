@@ -96,9 +96,12 @@ MAX_EVERY_MS = 60_000
 # [events]
 @app.get("/events")
 def events():
-    """The same stream, ``limit`` events ``every`` ms apart, then closed."""
+    """The same stream, events ``every`` ms apart; after ``limit``
+    events, if given, the server closes it."""
     start = last_event_id()
-    limit = whole_number("limit", 1, MAX_LIMIT, default=MAX_LIMIT)
+    limit = None  # absent: until the client leaves
+    if "limit" in request.args:
+        limit = whole_number("limit", 1, MAX_LIMIT)
     every = whole_number("every", 0, MAX_EVERY_MS, default=1000)
     stream = ticks(start, every / 1000, limit)
     return Response(stream, mimetype="text/event-stream", headers=STREAM_HEADERS)
