@@ -1,26 +1,66 @@
 """Broadcast: one publisher, many SSE subscribers; in-process or Redis."""
 
+# [recipe]
 import contextlib
 import json
-import os
 import queue
 import threading
 
-import redis
 from flask import Flask, Response, abort, request
 
 app = Flask(__name__)
-app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # 413 before a bigger body is read
+# A bigger body is a 413 before it is read.
+app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
 
 HEARTBEAT_SECONDS = 15.0
 MAX_MESSAGE = 1000  # characters
-MAX_LIMIT = 1000
-# listen() yields these objects themselves: no published message "is" one.
-SUBSCRIBED = object()  # the first item: from now on nothing is missed
-OVERFLOW = {"error": "you fell behind; reconnect"}  # a slow subscriber's last
+# listen() yields these objects: no published message "is" one.
+SUBSCRIBED = object()  # first: from now on nothing is missed
+OVERFLOW = {"error": "you fell behind; reconnect"}
 
 
-# [local]
+@app.get("/events")
+def events():
+    return Response(
+        as_events(broker.listen()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@app.post("/publish")
+def publish():
+    try:
+        payload = request.get_json(silent=True)  # None when it is not JSON
+    except RecursionError:  # "[[[[...": nested deeper than Python recurses
+        payload = None
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        abort(400, 'send JSON like {"message": "..."}')
+    if len(message) > MAX_MESSAGE:
+        abort(413, f"message is longer than {MAX_MESSAGE} characters")
+    return {"delivered_to": broker.publish(message)}
+
+
+def as_events(messages, limit=None):
+    """Each message as an SSE event; a comment while idle."""
+    sent = 0
+    with contextlib.closing(messages):  # unsubscribes
+        for message in messages:
+            if message is None:
+                yield ": keep-alive\n\n"
+            elif message is SUBSCRIBED:
+                yield "event: subscribed\ndata: {}\n\n"
+            elif message is OVERFLOW:
+                yield f"event: overflow\ndata: {json.dumps(message)}\n\n"
+                return
+            else:
+                yield f"event: message\ndata: {json.dumps(message)}\n\n"
+                sent += 1
+                if sent == limit:
+                    return
+
+
 class LocalBroker:
     """Fan-out inside ONE process: a bounded queue per subscriber.
 
@@ -64,7 +104,17 @@ class LocalBroker:
                 self.queues.discard(q)
 
 
-# [local-end]
+broker = LocalBroker()
+# [recipe-end]
+
+import os  # noqa: E402
+
+import redis  # noqa: E402
+
+from snippets.checks import whole_number  # noqa: E402
+from snippets.sse import STREAM_HEADERS  # noqa: E402
+
+MAX_LIMIT = 1000
 
 
 # [redis]
@@ -96,58 +146,17 @@ class RedisBroker:
 
 
 redis_url = os.environ.get("BROADCAST_REDIS_URL")
-broker = RedisBroker(redis_url) if redis_url else LocalBroker()
+broker = RedisBroker(redis_url) if redis_url else broker  # else the local one
 # [redis-end]
 
 
-# [views]
-def event(name, data):
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
-
-
+# [limit]
 @app.get("/stream")
 def stream():
-    raw = request.args.get("limit", str(MAX_LIMIT))  # then end the stream
-    try:
-        limit = int(raw)
-    except ValueError:
-        abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= limit <= MAX_LIMIT:
-        abort(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-
-    def generate():
-        sent = 0
-        with contextlib.closing(broker.listen()) as messages:
-            for message in messages:
-                if message is None:
-                    yield ": keep-alive\n\n"
-                elif message is SUBSCRIBED:
-                    yield event("subscribed", {})
-                elif message is OVERFLOW:
-                    yield event("overflow", message)
-                    return
-                else:
-                    yield event("message", message)
-                    sent += 1
-                    if sent == limit:
-                        return
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(generate(), mimetype="text/event-stream", headers=headers)
+    """The same stream, ended after ``limit`` messages."""
+    limit = whole_number("limit", 1, MAX_LIMIT, default=MAX_LIMIT)
+    body = as_events(broker.listen(), limit)
+    return Response(body, mimetype="text/event-stream", headers=STREAM_HEADERS)
 
 
-@app.post("/publish")
-def publish():
-    try:
-        payload = request.get_json(silent=True)  # None when it is not JSON
-    except RecursionError:  # "[[[[...": nested deeper than Python recurses
-        payload = None
-    message = payload.get("message") if isinstance(payload, dict) else None
-    if not isinstance(message, str) or not message.strip():
-        abort(400, 'send JSON like {"message": "..."}')
-    if len(message) > MAX_MESSAGE:
-        abort(413, f"message is longer than {MAX_MESSAGE} characters")
-    return {"delivered_to": broker.publish(message)}
-
-
-# [views-end]
+# [limit-end]

@@ -1,33 +1,50 @@
 """Motion JPEG: a video an <img> tag plays, one JPEG per multipart part."""
 
+# [recipe]
 import io
-import itertools
 import time
 from datetime import datetime
 
-from flask import Flask, Response, abort, render_template, request
+from flask import Flask, Response
 from PIL import Image, ImageDraw, ImageFont
 
 app = Flask(__name__)
 
+FPS = 10  # frames a second
 BOUNDARY = "frame"
-MAX_FPS = 30
-MAX_FRAMES = 10_000
 FONT = ImageFont.load_default(size=40)
 
 
-def whole_number(name, default, low, high):
-    raw = request.args.get(name, str(default))
-    try:
-        number = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be a whole number from {low} to {high:,}")
-    if not (raw.isascii() and raw.isdecimal()) or not low <= number <= high:
-        abort(400, f"{name} must be a whole number from {low} to {high:,}")
-    return number
+@app.get("/video.mjpg")
+def video():
+    return Response(
+        frames(FPS),
+        content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
-# [frame]
+def frames(fps, count=None):
+    """Parts of ``count`` frames (None: until the viewer leaves)."""
+    number, due = 0, time.monotonic()
+    while count is None or number < count:
+        number += 1
+        yield multipart_part(draw_frame(number))
+        # Sleep until the next frame is due: drawing counts.
+        due += 1 / fps
+        time.sleep(max(0.0, due - time.monotonic()))
+
+
+def multipart_part(jpeg):
+    # Each part: boundary line, its own headers, a blank line, the bytes.
+    head = (
+        f"--{BOUNDARY}\r\n"
+        "Content-Type: image/jpeg\r\n"
+        f"Content-Length: {len(jpeg)}\r\n\r\n"
+    )
+    return head.encode() + jpeg + b"\r\n"
+
+
 def draw_frame(number):
     """One JPEG with a counter and the time: a camera stand-in."""
     image = Image.new("RGB", (320, 180), (number * 40 % 256, 40, 90))
@@ -39,43 +56,28 @@ def draw_frame(number):
     return buffer.getvalue()
 
 
-# [frame-end]
+# [recipe-end]
 
+from flask import render_template, request  # noqa: E402
 
-# [part]
-def multipart_part(jpeg):
-    # Each part: boundary line, its own headers, a blank line, the bytes.
-    head = (
-        f"--{BOUNDARY}\r\n"
-        "Content-Type: image/jpeg\r\n"
-        f"Content-Length: {len(jpeg)}\r\n\r\n"
-    )
-    return head.encode() + jpeg + b"\r\n"
+from snippets.checks import whole_number  # noqa: E402
+from snippets.sse import STREAM_HEADERS  # noqa: E402
 
-
-# [part-end]
+MAX_FPS = 30
+MAX_FRAMES = 10_000
 
 
 # [stream]
 @app.get("/stream.mjpg")
 def stream():
-    fps = whole_number("fps", 10, 1, MAX_FPS)
-    frames = request.args.get("frames")  # absent: until the viewer leaves
-    count = None if frames is None else whole_number("frames", 0, 1, MAX_FRAMES)
-
-    def generate():
-        interval, due = 1 / fps, time.monotonic()
-        for number in itertools.islice(itertools.count(1), count):
-            yield multipart_part(draw_frame(number))
-            # Sleep until the next frame is due, not a flat interval: the
-            # time spent drawing counts towards it.
-            due += interval
-            time.sleep(max(0.0, due - time.monotonic()))
-
+    fps = whole_number("fps", 1, MAX_FPS, default=10)
+    count = None  # absent: until the viewer leaves
+    if "frames" in request.args:
+        count = whole_number("frames", 1, MAX_FRAMES)
     return Response(
-        generate(),
+        frames(fps, count),
         content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers={**STREAM_HEADERS, "Cache-Control": "no-store"},
     )
 
 
@@ -85,7 +87,7 @@ def stream():
 # [page]
 @app.get("/")
 def page():
-    fps = whole_number("fps", 10, 1, MAX_FPS)
+    fps = whole_number("fps", 1, MAX_FPS, default=10)
     return render_template("mjpeg_page.html", fps=fps)
 
 

@@ -1,15 +1,26 @@
 """NDJSON and a streamed JSON array: one record at a time, valid either way."""
 
-import codecs
+# [recipe]
 import json
-import re
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response
 
 app = Flask(__name__)
 
-MAX_COUNT = 100_000
-NUMBER_CUT = re.compile(r"(\.|[eE][+-]?)\Z")  # "1." or "1e+" may go on: "1.5"
+ROWS = 1000  # how many records /export.ndjson sends
+
+
+@app.get("/export.ndjson")
+def export():
+    lines = (dumps(record) + "\n" for record in records(ROWS))
+    return Response(lines, mimetype="application/x-ndjson")
+
+
+def dumps(record):
+    # Compact, and UTF-8 as it is: JSON text is UTF-8 (RFC 8259),
+    # so "ë" needs no \u00eb escape. json.dumps always escapes
+    # "\n" inside strings: one record is always one line.
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def records(count):
@@ -22,38 +33,23 @@ def records(count):
         yield {"id": i, "name": "Zoë", "note": "line one\nline two\u2028end"}
 
 
-def parse_count():
-    raw = request.args.get("count", "3")
-    try:
-        count = int(raw)
-    except ValueError:
-        abort(400, f"count must be a whole number from 0 to {MAX_COUNT:,}")
-    if not (raw.isascii() and raw.isdecimal()) or not 0 <= count <= MAX_COUNT:
-        abort(400, f"count must be a whole number from 0 to {MAX_COUNT:,}")
-    return count
+# [recipe-end]
 
+import codecs  # noqa: E402
+import re  # noqa: E402
 
-# [dumps]
-def dumps(record):
-    # Compact, and UTF-8 as it is: JSON text is UTF-8 (RFC 8259), so "ë" needs
-    # no \u00eb escape. json.dumps always escapes "\n" inside strings, so one
-    # record is always one line.
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+from snippets.checks import whole_number  # noqa: E402
 
-
-# [dumps-end]
+MAX_COUNT = 100_000
+NUMBER_CUT = re.compile(r"(\.|[eE][+-]?)\Z")  # "1." or "1e+" may go on: "1.5"
 
 
 # [ndjson]
 @app.get("/items.ndjson")
 def items_ndjson():
-    count = parse_count()
-
-    def generate():
-        for record in records(count):
-            yield dumps(record) + "\n"
-
-    return Response(generate(), mimetype="application/x-ndjson")
+    count = whole_number("count", 0, MAX_COUNT, default=3)
+    lines = (dumps(record) + "\n" for record in records(count))
+    return Response(lines, mimetype="application/x-ndjson")
 
 
 # [ndjson-end]
@@ -62,7 +58,7 @@ def items_ndjson():
 # [array]
 @app.get("/items.json")
 def items_json():
-    count = parse_count()
+    count = whole_number("count", 0, MAX_COUNT, default=3)
 
     def generate():
         yield "["

@@ -1,23 +1,23 @@
-"""LLM-style token streaming: POST a prompt, read the answer as it is made."""
+"""LLM-style token streaming: POST a prompt, read the answer as it is made,
+and stop the model when the reader leaves."""
 
-import codecs
+# [recipe]
 import contextlib
-import json
 import time
 
-from flask import Flask, Response, abort, render_template, request
+from flask import Flask, Response, abort, request
 from werkzeug.exceptions import HTTPException
 
 app = Flask(__name__)
-app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # bigger: 413 when the view reads it
-
+# A bigger body is a 413 when the view reads it.
+app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
 MAX_PROMPT = 2000  # characters
 TOKEN_DELAY = 0.005  # seconds per token: the model "thinks"
 ANSWER = "Sure.\nLine two: café, cafe\u0301 (e + U+0301), 👩‍💻, 🇫🇷, 日本語.\n"
+# No cache keeps the answer, and nginx passes tokens on.
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-# [model]
 def fake_model(prompt):
     """A deterministic stand-in for a model. Like a byte-level tokenizer, it
     yields bytes, and a token can end in the middle of a UTF-8 character:
@@ -33,10 +33,25 @@ def fake_model(prompt):
         yield data[start : start + 3]
 
 
-# [model-end]
+@app.post("/generate")
+def generate():
+    try:
+        payload = request.get_json(silent=True)  # None if not JSON
+    except RecursionError:  # "[[[[...": deeper than Python recurses
+        payload = None
+    if not isinstance(payload, dict):
+        abort(400, 'send JSON like {"prompt": "..."}')
+    prompt = read_prompt(payload.get("prompt"))
+
+    def stream():
+        # When the client leaves, the server closes this generator;
+        # closing() then closes the model's stream: generation stops.
+        with contextlib.closing(fake_model(prompt)) as tokens:
+            yield from tokens
+
+    return Response(stream(), mimetype="text/plain", headers=HEADERS)
 
 
-# [validate]
 def read_prompt(value, too_long=413):
     if not isinstance(value, str) or not value.strip():
         abort(400, 'send a non-empty "prompt"')
@@ -55,25 +70,14 @@ def error_as_json(error):
     return {"error": error.description}, error.code
 
 
-# [validate-end]
+# [recipe-end]
 
+import codecs  # noqa: E402
+import json  # noqa: E402
 
-# [generate]
-@app.post("/generate")
-def generate():
-    try:
-        payload = request.get_json(silent=True)  # None when it is not JSON
-    except RecursionError:  # "[[[[...": nested deeper than Python recurses
-        payload = None
-    if not isinstance(payload, dict):
-        abort(400, 'send JSON like {"prompt": "..."}')
-    prompt = read_prompt(payload.get("prompt"))
-    # The model's generator is the body. When the client goes away, the
-    # server closes it, and the model's own finally runs: generation stops.
-    return Response(fake_model(prompt), mimetype="text/plain", headers=HEADERS)
+from flask import render_template  # noqa: E402
 
-
-# [generate-end]
+from snippets.sse import STREAM_HEADERS, encode  # noqa: E402
 
 
 # [events]
@@ -89,12 +93,13 @@ def events():
         with contextlib.closing(fake_model(prompt)) as tokens:
             for token in tokens:
                 if text := decoder.decode(token):
-                    yield f"event: token\ndata: {json.dumps(text)}\n\n"
+                    # ASCII JSON: the same bytes as snippets/quart.py
+                    yield encode(json.dumps(text), event="token")
         # Tell the page to close: otherwise EventSource reconnects and asks
         # the same question again.
-        yield "event: done\ndata: {}\n\n"
+        yield encode("{}", event="done")
 
-    return Response(stream(), mimetype="text/event-stream", headers=HEADERS)
+    return Response(stream(), mimetype="text/event-stream", headers=STREAM_HEADERS)
 
 
 # [events-end]

@@ -78,7 +78,7 @@ def test_limit_ends_the_stream_after_that_many_messages(small_broker):
 def test_bad_limit_is_a_400(limit):
     response = app.test_client().get(f"/stream?limit={limit}")
     assert response.status_code == 400
-    assert b"limit must be a whole number from 1 to 1000" in response.data
+    assert b"limit must be a whole number from 1 to 1,000" in response.data
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,17 @@ def test_body_over_the_limit_is_413_before_it_is_read():
         environ_overrides={"CONTENT_LENGTH": str(200 * 1024 * 1024)},
     )
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/events", "/stream?limit=1"])
+def test_both_streams_are_text_event_stream_and_unbuffered(small_broker, path):
+    """EventSource refuses a stream of any other type."""
+    response = app.test_client().get(path)
+    try:
+        assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert next(iter(response.response)) == b"event: subscribed\ndata: {}\n\n"
+    finally:
+        response.close()
+    assert small_broker.queues == set()  # closing unsubscribed

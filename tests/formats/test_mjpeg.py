@@ -106,3 +106,19 @@ def test_page_points_its_img_at_the_stream():
     html = client.get("/?fps=5").get_data(as_text=True)
     assert '<img id="video" src="/stream.mjpg?fps=5"' in html
     assert client.get("/?fps=99").status_code == 400
+
+
+def test_the_recipe_video_streams_parts_at_fps_until_closed():
+    """/video.mjpg reads nothing from the query string and never ends by
+    itself: the viewer leaving (here, close()) ends it."""
+    response = app.test_client().get("/video.mjpg?frames=1")
+    assert response.headers["Content-Type"] == (
+        f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+    )
+    assert response.headers["X-Accel-Buffering"] == "no"
+    body = iter(response.response)
+    parts = [next(body) for _ in range(3)]  # frames=1 is ignored
+    response.close()
+    assert all(
+        part.startswith(b"--frame\r\nContent-Type: image/jpeg") for part in parts
+    )

@@ -71,3 +71,49 @@ def test_array_reader_accepts_a_number_cut_after_its_dot_or_exponent(body):
         for j in range(i, len(body) + 1):
             pieces = [body[:i], body[i:j], body[j:]]
             assert list(iter_json_array(pieces)) == expected, pieces
+
+
+def test_iter_ndjson_reads_crlf_lines_split_anywhere():
+    """NDJSON lines may end in "\\r\\n": the "\\r" is JSON whitespace, so a
+    line split between its "\\r" and "\\n" still parses, at every split."""
+    body = b'{"id":1}\r\n{"id":2}\r\n\r\n{"id":3}\r\n'
+    for i in range(len(body) + 1):
+        assert list(iter_ndjson([body[:i], body[i:]])) == [
+            {"id": 1},
+            {"id": 2},
+            {"id": 3},
+        ]
+
+
+def test_iter_ndjson_refuses_cr_alone_as_a_line_end():
+    """NDJSON ends lines with "\\n" (or "\\r\\n"): a body framed with "\\r"
+    alone is one line holding two documents, an error, not a silent merge."""
+    with pytest.raises(json.JSONDecodeError, match="Extra data"):
+        list(iter_ndjson([b'{"id":1}\r{"id":2}\r']))
+
+
+def test_iter_json_array_reads_crlf_whitespace_split_anywhere():
+    body = b'[\r\n{"id":1},\r\n{"id":2}\r\n]\r\n'
+    for i in range(len(body) + 1):
+        assert list(iter_json_array([body[:i], body[i:]])) == [{"id": 1}, {"id": 2}]
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/export.ndjson", "application/x-ndjson"),
+        ("/items.ndjson", "application/x-ndjson"),
+        ("/items.json", "application/json"),
+    ],
+)
+def test_each_route_says_its_json_type(path, content_type):
+    """Not text/html: no browser renders the records as a page."""
+    response = app.test_client().get(path)
+    assert response.headers["Content-Type"] == content_type
+    assert response.is_streamed
+
+
+def test_the_recipe_exports_rows_records():
+    lines = app.test_client().get("/export.ndjson").data.split(b"\n")
+    assert lines[-1] == b""
+    assert [json.loads(line)["id"] for line in lines[:-1]] == list(range(1, 1001))

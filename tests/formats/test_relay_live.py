@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import threading
+import tracemalloc
 
 import httpx
 import pytest
@@ -16,8 +17,9 @@ from flask import Flask, Response
 
 from snippets import relay
 from snippets.relay import BROKE_OFF, app
-from tests.formats.test_relay import DONE, FakeProvider, event
+from tests.formats.test_relay import DONE, FakeProvider, event, spec_events
 from tests.servers import (
+    asgi_in_thread,
     free_port,
     open_request,
     read_to_close,
@@ -310,3 +312,69 @@ def test_requests_iter_content_relays_one_byte_per_chunk():
     assert complete
     assert sizes == [1] * len(answer)
     assert len(raw.partition(b"\r\n\r\n")[2]) > 5 * len(answer)  # framing
+
+
+def sse_starlette_provider():
+    """A Starlette upstream that streams with sse-starlette's
+    EventSourceResponse, which ends its lines with "\\r\\n" by default."""
+    from sse_starlette import EventSourceResponse
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    async def completions(request):
+        async def tokens():
+            for token in ("Hel", "lo", "!"):
+                yield {"data": json.dumps({"choices": [{"delta": {"content": token}}]})}
+            yield {"data": "[DONE]"}
+
+        return EventSourceResponse(tokens())
+
+    return Starlette(routes=[Route("/v1/chat", completions, methods=["POST"])])
+
+
+def test_an_sse_starlette_upstream_is_relayed_not_a_502(relay_url, monkeypatch):
+    """On main, whole_events never found "\\n\\n" in sse-starlette's
+    "\\r\\n\\r\\n" framing: the relay answered 502 "the model sent an empty
+    answer"."""
+    with asgi_in_thread(sse_starlette_provider()) as url:
+        raw_upstream_body = httpx.post(f"{url}/v1/chat", timeout=30).content
+        monkeypatch.setattr(relay, "UPSTREAM_URL", f"{url}/v1/chat")
+        response = chat(relay_url)
+    assert raw_upstream_body.endswith(b"data: [DONE]\r\n\r\n")  # the framing
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.content == raw_upstream_body
+    assert [data for _, data in spec_events(response.content)][-1] == "[DONE]"
+
+
+def peak_memory_relaying(relay_url, events):
+    """Peak bytes Python allocates in this process (the fake upstream, the
+    relay and its client) while ``events`` events of 10 kB, "\\r\\n"-framed,
+    go through the relay over sockets."""
+    provider = FakeProvider(tokens=["x" * 10_000] * events, line_end="\r\n")
+    received = 0
+    with provider.serving():
+        tracemalloc.start()
+        try:
+            with httpx.stream(
+                "POST", f"{relay_url}/chat", json={"prompt": "hi"}, timeout=30
+            ) as response:
+                assert response.status_code == 200
+                for piece in response.iter_raw():
+                    received += len(piece)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert received == events * len(event("x" * 10_000, "\r\n")) + 16
+    return peak
+
+
+def test_a_long_relayed_answer_does_not_grow_the_relays_memory(relay_url):
+    """5 MB through the relay peaks within twice what 200 kB peaks at: the
+    relay holds one event at a time, not the answer. Each size is relayed
+    twice, in turn, and its lower peak counts: a thread left by an earlier
+    test can allocate during one run, not during both."""
+    runs = [peak_memory_relaying(relay_url, n) for n in (20, 500, 20, 500)]
+    short, long = min(runs[0::2]), min(runs[1::2])
+    print(f"peaks: {runs[0::2]} B for 200 kB, {runs[1::2]} B for 5 MB")
+    assert long < 2 * short, runs

@@ -95,3 +95,32 @@ def test_httpx_sse_refuses_a_stream_without_the_event_stream_type():
         pytest.raises(SSEError, match="text/event-stream"),
     ):
         list(source.iter_sse())
+
+
+@pytest.mark.parametrize("path", ["/stream", "/events?limit=1&every=0"])
+def test_every_sse_route_says_text_event_stream(path):
+    """EventSource refuses a stream of any other type, and fires an error."""
+    response = app.test_client().get(path)
+    try:
+        assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+        assert {k: response.headers[k] for k in sse.STREAM_HEADERS} == {
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+        assert next(iter(response.response)) == b"retry: 1000\n\n"
+    finally:
+        response.close()
+
+
+def test_the_recipe_stream_is_endless_and_one_event_a_second(monkeypatch):
+    """/stream reads nothing from the query string: its pace is EVERY_SECONDS
+    and it has no limit."""
+    monkeypatch.setattr(sse, "EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(sse.ticks, "__defaults__", (0.0, None))
+    response = app.test_client().get("/stream?limit=1&every=5000")
+    body = iter(response.response)
+    try:
+        ids = [next(body).split(b"\n")[1] for _ in range(4)][1:]
+        assert ids == [b"id: 1", b"id: 2", b"id: 3"]
+    finally:
+        response.close()

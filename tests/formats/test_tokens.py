@@ -123,3 +123,21 @@ def test_max_content_length_is_a_413_when_the_view_reads_the_body():
     response = token_app.test_client().post("/generate", **big)
     assert response.status_code == 413
     assert response.json == {"error": RequestEntityTooLarge.description}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("POST", "/generate", "text/plain; charset=utf-8"),
+        ("GET", "/events?prompt=hi", "text/event-stream; charset=utf-8"),
+    ],
+)
+def test_each_stream_says_its_type_and_asks_proxies_not_to_buffer(
+    method, path, content_type
+):
+    """EventSource refuses an /events of any other type; text/plain keeps a
+    browser from reading the reflected prompt as HTML."""
+    response = http.request(method, path, json={"prompt": "hi"})
+    assert response.headers["content-type"] == content_type
+    assert response.headers["x-accel-buffering"] == "no"
+    assert response.headers["cache-control"] == "no-cache"
