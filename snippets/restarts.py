@@ -46,7 +46,9 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 
-from flask import abort, render_template, request  # noqa: E402
+from flask import render_template  # noqa: E402
+
+from snippets.checks import whole_number  # noqa: E402
 
 app.logger.setLevel(logging.INFO)
 
@@ -70,17 +72,11 @@ def event(name, data, **fields):
 # [events]
 @app.get("/events")
 def events():
-    now = current_tick()
-    raw = request.headers.get("Last-Event-ID", str(now))  # new: from now on
-    try:
-        last = int(raw)
-    except ValueError:
-        abort(400, "Last-Event-ID must be the id of an event from this stream")
-    # int() also reads " 3", "+3" and other scripts' digits: ASCII digits only.
-    if not (raw.isascii() and raw.isdecimal()):
-        abort(400, "Last-Event-ID must be the id of an event from this stream")
-    if not now - MAX_BACKLOG <= last <= now:
-        abort(400, f"Last-Event-ID must be one of the last {MAX_BACKLOG} events")
+    now = current_tick()  # a new client starts from now; one that resumes
+    # from one of the last MAX_BACKLOG events, or gets a 400
+    last = whole_number(
+        "Last-Event-ID", now - MAX_BACKLOG, now, default=now, source="headers"
+    )
 
     def generate():
         n, how = last, "ended"  # n: the last event this client has

@@ -12,6 +12,7 @@ is (it names the file's path).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import importlib.util
 import re
@@ -146,20 +147,49 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
         client = app.test_client()
         url = rule.rule
         if "GET" not in rule.methods:
-            started = client.post(rule.rule)
+            started = post_as_the_page_does(client, page, rule.rule)
+            if started.is_streamed and started.status_code == 200:
+                check_streamed(started)
+                return
             assert started.status_code < 300, started.get_data()[:300]
             url = started.headers.get("Location") or next(
                 value
                 for value in (started.get_json(silent=True) or {}).values()
                 if isinstance(value, str) and value.startswith("/")
             )
-        response = client.get(url, buffered=False)
-        try:
-            assert response.status_code == 200, response.get_data()[:300]
-            assert response.is_streamed
-            assert next(iter(response.response))
-        finally:
-            response.close()
+        check_streamed(client.get(url, buffered=False))
+
+
+def check_streamed(response):
+    try:
+        assert response.status_code == 200, response.get_data()[:300]
+        assert response.is_streamed
+        assert next(iter(response.response))
+    finally:
+        response.close()
+
+
+POST_EXAMPLE = r"client\.post\(\s*[\"']{path}[\"']\s*,\s*(json|data)=(\{{[^}}]*\}})\)"
+
+
+def post_as_the_page_does(client, page, path):
+    """POST ``path`` with each body the page's own examples send it (a
+    prompt, a form), streamed, until one is accepted; with none if the page
+    sends none."""
+    import ast
+
+    text = (DOCS / f"{page}.rst").read_text()
+    bodies = []
+    for kind, literal in re.findall(POST_EXAMPLE.format(path=re.escape(path)), text):
+        with contextlib.suppress(ValueError, SyntaxError):  # "x" * 3000: not a literal
+            bodies.append({kind: ast.literal_eval(literal)})
+    response = None
+    for kwargs in [*bodies, {}]:
+        response = client.post(path, buffered=False, **kwargs)
+        if response.status_code < 300:
+            return response
+        response.close()
+    return response
 
 
 def quart_first_route_answers(app, path) -> bool:
@@ -175,12 +205,29 @@ def quart_first_route_answers(app, path) -> bool:
     return status == 200 and bool(body)
 
 
+def openai_like_upstream(environ, start_response):
+    """An upstream that answers like OpenAI's streamed chat completions."""
+    start_response("200 OK", [("Content-Type", "text/event-stream")])
+    for word in ("Hello", " there"):
+        yield b'data: {"choices": [{"delta": {"content": "%s"}}]}\n\n' % word.encode()
+    yield b"data: [DONE]\n\n"
+
+
 def contextlib_for(source: str):
     """A recipe that talks to Redis gets one, in every ``*REDIS_URL`` it
-    reads from the environment; others get none."""
+    reads from the environment; a relay gets an OpenAI-like upstream; others
+    get nothing."""
     import contextlib
 
     imports = set(re.findall(r"^(?:from|import) (\w+)", source, re.M))
+    if "RELAY_UPSTREAM_URL" in source:
+
+        @contextlib.contextmanager
+        def with_upstream():
+            with serve("werkzeug", openai_like_upstream) as upstream:
+                yield {"RELAY_UPSTREAM_URL": upstream.url + "/v1/chat/completions"}
+
+        return with_upstream()
     if imports & set(STORE_CLIENTS):
         names = set(re.findall(r"[\"'](\w*REDIS_URL)[\"']", source)) or {"REDIS_URL"}
 
