@@ -71,4 +71,3 @@ from flask_cors import CORS  # noqa: E402
 FRONT_ENDS = os.environ.get("FRONT_END_ORIGINS", "").split()
 CORS(app, origins=FRONT_ENDS, supports_credentials=True)
 # [cors-end]
-
