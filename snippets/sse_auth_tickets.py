@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from flask import Flask, Response, abort, render_template, request, send_from_directory
+from flask_cors import CORS
 
 from snippets.checks import whole_number
 from snippets.sse import STREAM_HEADERS, encode
@@ -44,6 +45,17 @@ def bearer_events():
 
 
 # [bearer-end]
+
+# [bearer-cors]
+# Another origin may call it with a token: no cookies, so no credentials.
+# Authorization makes the browser send a preflight (OPTIONS) first.
+CORS(
+    app,
+    resources={r"/events/bearer": {}},
+    origins=os.environ.get("FRONT_END_ORIGINS", "").split(),
+    allow_headers=["Authorization", "Last-Event-ID"],
+)
+# [bearer-cors-end]
 
 
 # [ticket]

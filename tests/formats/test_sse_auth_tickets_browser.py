@@ -3,13 +3,14 @@
 resumes after a drop, and EventSource with a single-use ticket behind nginx,
 whose access log never sees the long-lived token."""
 
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from snippets import sse_auth_tickets as tickets_app
-from tests.servers import nginx, wait_until
+from tests.servers import free_port, nginx, process_server, read_log, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -121,3 +122,40 @@ def test_ticket_opens_one_stream_and_nginx_never_logs_the_token(
     assert "POST /ticket" in log
     assert '"GET /events?ticket=' in log
     assert token not in log
+
+
+CROSS_ORIGIN_FETCH = """async ([url, token]) => {
+  const reply = await fetch(url, {headers: {Authorization: `Bearer ${token}`}});
+  const reader = reply.body.getReader();
+  const {value} = await reader.read();
+  await reader.cancel();
+  return [reply.status, new TextDecoder().decode(value)];
+}"""
+
+
+def test_cross_origin_fetch_with_authorization_is_preflighted(page, live_server):
+    """A page on another port fetches /events/bearer with Authorization:
+    Chromium first sends OPTIONS; Flask-CORS allows the origin and the
+    header; then the GET streams. gunicorn's access log shows both."""
+    front = live_server(lambda environ, start: start("200 OK", []) or [b""])
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        "--worker-class", "gthread", "--threads", "4",
+        "--access-logfile", "-", "snippets.sse_auth_tickets:app",
+    ]  # fmt: skip
+    env = {"FRONT_END_ORIGINS": front, "DEMO_PASSWORD": "pw"}
+    with process_server(argv, port, env=env) as proc:
+        stream = f"http://127.0.0.1:{port}"
+        page.goto(f"{front}/")
+        token = page.request.post(
+            f"{stream}/token", form={"user": "ada", "password": "pw"}
+        ).json()["token"]
+        status, first = page.evaluate(
+            CROSS_ORIGIN_FETCH, [f"{stream}/events/bearer", token]
+        )
+        assert (status, first) == (200, "id: 1\ndata: ada #1\n\n")
+        assert wait_until(lambda: '"GET /events/bearer' in read_log(proc))
+        log = read_log(proc)
+    assert '"OPTIONS /events/bearer HTTP/1.1" 200' in log
+    assert log.index('"OPTIONS /events/bearer') < log.index('"GET /events/bearer')
