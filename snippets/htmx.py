@@ -17,9 +17,10 @@ notes = deque(["hello"], maxlen=100)  # your data source
 
 
 def event(name, html):
-    # One data: line per line, so a line break cannot end the event.
-    lines = "".join(f"data: {line}\n" for line in html.splitlines())
-    return (f"event: {name}\n" if name else "") + lines + "\n"
+    # A data: field per line: a line break cannot end the event.
+    lines = [f"data: {line}\n" for line in html.splitlines()]
+    head = f"event: {name}\n" if name else ""
+    return head + "".join(lines) + "\n"
 
 
 @app.get("/feed")
@@ -29,14 +30,19 @@ def feed():
         while True:
             n += 1
             yield event("count", f"<b>{n}</b>")
-            # escape(): text from users is text, never markup.
-            yield event("note", f"<i>{escape(notes[-1])}</i>")
+            # escape(): users' text stays text, never markup.
+            note = escape(notes[-1])
+            yield event("note", f"<i>{note}</i>")
             time.sleep(TICK_SECONDS)
 
     return Response(
         generate(),
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # No cache keeps it; nginx passes each event on at once.
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        },
     )
 
 

@@ -9,7 +9,7 @@ import time
 from flask import Flask, Response, abort, request, session
 
 app = Flask(__name__)
-# Set it once: python -c 'import secrets; print(secrets.token_hex())'
+# Make one: python -c 'import secrets; print(secrets.token_hex())'
 app.secret_key = os.environ["FLASK_SECRET_KEY"]
 
 TICK_SECONDS = 1.0  # the stream writes this often
@@ -27,7 +27,7 @@ def events():
 
     def generate():
         n = 0
-        while sid in signed_in:  # signed out: the stream ends
+        while sid in signed_in:  # signed out: it ends
             n += 1
             yield f"id: {n}\ndata: {user} #{n}\n\n"
             time.sleep(TICK_SECONDS)
@@ -35,7 +35,11 @@ def events():
     return Response(
         generate(),
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # No cache keeps it; nginx passes each event on at once.
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        },
     )
 
 
@@ -44,10 +48,10 @@ def login():
     # Your own user store goes here.
     password = os.environ.get("DEMO_PASSWORD")
     given = request.form.get("password", "")
-    if not password or not secrets.compare_digest(given, password):
+    if not (password and secrets.compare_digest(given, password)):
         abort(401)
     user = request.form.get("user", "")
-    if not (user.isascii() and user.isalnum() and len(user) <= 40):
+    if not (user.isascii() and user.isalnum()) or len(user) > 40:
         abort(400, "user must be 1 to 40 letters or digits")
     session["sid"] = sid = secrets.token_urlsafe()
     session["user"] = user
