@@ -53,10 +53,12 @@ def test_named_events_swap_their_own_elements(page, live_server, fast, path):
     url = live_server(htmx.app)
     page.goto(f"{url}{path}")
     page.wait_for_function(
-        "Number(document.querySelector('#count b')?.textContent) >= 2",
+        "Number(document.querySelector('#count b')?.textContent) >= 2"
+        " && document.querySelector('#note i') !== null",
         timeout=20_000,
     )
     assert page.inner_html("#note") == "<i>hello</i>"
+    assert page.inner_html("#count").startswith("<b>")
     assert page.inner_text("#note") == "hello"
 
 
