@@ -5,7 +5,9 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response
+
+from snippets.checks import whole_number
 
 app = Flask(__name__)
 
@@ -19,22 +21,11 @@ def slow_job(seconds):
     return {"answer": 42, "took": seconds}
 
 
-def whole_number(name, default, high):
-    raw = request.args.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be a whole number from 0 to {high}")
-    if not (raw.isascii() and raw.isdecimal()) or not 0 <= value <= high:
-        abort(400, f"{name} must be a whole number from 0 to {high}")
-    return value
-
-
 # [answer]
 @app.get("/answer")
 def answer():
     """The naive view: nothing is sent until the work is done."""
-    return slow_job(whole_number("seconds", 1, MAX_SECONDS))
+    return slow_job(whole_number("seconds", 0, MAX_SECONDS, default=1))
 
 
 # [answer-end]
@@ -43,8 +34,9 @@ def answer():
 # [work]
 @app.get("/work")
 def work():
-    seconds = whole_number("seconds", 1, MAX_SECONDS)
-    heartbeat = whole_number("heartbeat_ms", 15_000, MAX_HEARTBEAT_MS) / 1000
+    seconds = whole_number("seconds", 0, MAX_SECONDS, default=1)
+    heartbeat_ms = whole_number("heartbeat_ms", 0, MAX_HEARTBEAT_MS, default=15_000)
+    heartbeat = heartbeat_ms / 1000
 
     def generate():
         job = pool.submit(slow_job, seconds)

@@ -38,10 +38,9 @@ def bearer_token():
 
 @app.get("/events/bearer")
 def bearer_events():
-    token = bearer_token()
     after = whole_number("Last-Event-ID", 0, MAX_EVENTS, default=0, source="headers")
     limit = whole_number("limit", 1, MAX_EVENTS, default=MAX_EVENTS)
-    return stream(token, after, limit)
+    return stream(bearer_token(), after, limit)
 
 
 # [bearer-end]
