@@ -65,7 +65,7 @@ def test_fetch_client_sends_authorization_and_resumes_after_a_drop(
         "document.querySelectorAll('#events li').length >= 9", timeout=30_000
     )
     items = page.locator("#events li").all_inner_texts()[:9]
-    assert items == [f"{n}: ada #{n}" for n in range(1, 10)]
+    assert items == [f"{n}: ada #{n}" for n in range(1, 10)], (items, seen)
     assert seen[:3] == [(f"Bearer {token}", None), (f"Bearer {token}", "3"),
                         (f"Bearer {token}", "6")]  # fmt: skip
 
