@@ -1,24 +1,53 @@
 """Slow work behind a platform's timeouts: answer at once, then keep talking
 until the result is ready."""
 
+# [recipe]
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import Flask, Response
 
-from snippets.checks import whole_number
-
 app = Flask(__name__)
 
-MAX_SECONDS = 600
-MAX_HEARTBEAT_MS = 60_000
-pool = ThreadPoolExecutor(max_workers=4)  # where the slow work runs
+WORK_SECONDS = 20  # how long the slow work takes
+HEARTBEAT_SECONDS = 15  # under every idle limit on the path
+pool = ThreadPoolExecutor(max_workers=4)  # runs the work
 
 
 def slow_job(seconds):
-    time.sleep(seconds)  # stands in for a report, a model, a remote API
+    time.sleep(seconds)  # a report, a model, a remote API
     return {"answer": 42, "took": seconds}
+
+
+@app.get("/report")
+def report():
+    def generate():
+        job = pool.submit(slow_job, WORK_SECONDS)
+        yield ": started\n\n"  # the first byte, at once
+        # A comment while the work runs: never silent for long.
+        while not wait([job], timeout=HEARTBEAT_SECONDS).done:
+            yield ": keep-alive\n\n"
+        result = json.dumps(job.result())
+        yield f"event: result\ndata: {result}\n\n"
+
+    return Response(
+        generate(),
+        mimetype="text/event-stream",
+        # No cache keeps it; nginx passes each event on at once.
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        },
+    )
+
+
+# [recipe-end]
+
+from snippets.checks import whole_number  # noqa: E402
+
+MAX_SECONDS = 600
+MAX_HEARTBEAT_MS = 60_000
 
 
 # [answer]
