@@ -1,40 +1,60 @@
 """Slow work behind a platform's timeouts: answer at once, then keep talking
 until the result is ready."""
 
+# [recipe]
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response
 
 app = Flask(__name__)
 
-MAX_SECONDS = 600
-MAX_HEARTBEAT_MS = 60_000
-pool = ThreadPoolExecutor(max_workers=4)  # where the slow work runs
+WORK_SECONDS = 20  # how long the slow work takes
+HEARTBEAT_SECONDS = 15  # under every idle limit on the path
+pool = ThreadPoolExecutor(max_workers=4)  # runs the work
 
 
 def slow_job(seconds):
-    time.sleep(seconds)  # stands in for a report, a model, a remote API
+    time.sleep(seconds)  # a report, a model, a remote API
     return {"answer": 42, "took": seconds}
 
 
-def whole_number(name, default, high):
-    raw = request.args.get(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        abort(400, f"{name} must be a whole number from 0 to {high}")
-    if not (raw.isascii() and raw.isdecimal()) or not 0 <= value <= high:
-        abort(400, f"{name} must be a whole number from 0 to {high}")
-    return value
+@app.get("/report")
+def report():
+    def generate():
+        job = pool.submit(slow_job, WORK_SECONDS)
+        yield ": started\n\n"  # the first byte, at once
+        # A comment while the work runs: never silent for long.
+        while not wait([job], timeout=HEARTBEAT_SECONDS).done:
+            yield ": keep-alive\n\n"
+        result = json.dumps(job.result())
+        yield f"event: result\ndata: {result}\n\n"
+
+    return Response(
+        generate(),
+        mimetype="text/event-stream",
+        # No cache keeps it; nginx passes each event on at once.
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        },
+    )
+
+
+# [recipe-end]
+
+from snippets.checks import whole_number  # noqa: E402
+
+MAX_SECONDS = 600
+MAX_HEARTBEAT_MS = 60_000
 
 
 # [answer]
 @app.get("/answer")
 def answer():
     """The naive view: nothing is sent until the work is done."""
-    return slow_job(whole_number("seconds", 1, MAX_SECONDS))
+    return slow_job(whole_number("seconds", 0, MAX_SECONDS, default=1))
 
 
 # [answer-end]
@@ -43,8 +63,9 @@ def answer():
 # [work]
 @app.get("/work")
 def work():
-    seconds = whole_number("seconds", 1, MAX_SECONDS)
-    heartbeat = whole_number("heartbeat_ms", 15_000, MAX_HEARTBEAT_MS) / 1000
+    seconds = whole_number("seconds", 0, MAX_SECONDS, default=1)
+    heartbeat_ms = whole_number("heartbeat_ms", 0, MAX_HEARTBEAT_MS, default=15_000)
+    heartbeat = heartbeat_ms / 1000
 
     def generate():
         job = pool.submit(slow_job, seconds)
