@@ -33,6 +33,7 @@ TIERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "redis-server": ("redis-server", ()),
     "memcached": ("memcached", ("/usr/bin/memcached",)),
     "postgres": ("postgresql", ("/usr/lib/postgresql/*/bin/postgres",)),
+    "openssl": ("openssl", ("/usr/bin/openssl",)),
 }
 # A snippet that imports one of these (itself, or through another snippet it
 # imports, even inside a function) talks to that store: without the binary

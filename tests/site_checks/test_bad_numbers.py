@@ -122,6 +122,8 @@ CASES = [
     Case("hosting", "get", "/answer", "query", "seconds", valid="0"),
     Case("hosting", "get", "/work", "query", "seconds"),
     Case("hosting", "get", "/work", "query", "heartbeat_ms"),
+    Case("sse_auth_tickets", "get", "/events/bearer", "header", ID, valid=None),
+    Case("sse_auth_tickets", "get", "/events/bearer", "query", "limit", valid=None),
     Case("uwsgi", "get", "/events", "query", "count"),
     Case("uwsgi", "get", "/events", "query", "interval_ms"),
     Case("uwsgi", "get", "/events", "query", "pad"),

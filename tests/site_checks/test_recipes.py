@@ -113,7 +113,9 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
     """Saved alone as a file and imported, the recipe's app answers its first
     route (a plain GET) with a streamed 200 whose first chunk comes. A first
     route that takes only POST starts something: the stream is at the URL it
-    answers with (its Location, or a URL in its JSON)."""
+    answers with (its Location, or a URL in its JSON). A signed-in stream
+    (a 401 first) is asked again after the page's own sign-in; the
+    environment the page's set-up gives (``os.environ.setdefault``) is set."""
     included = recipe_source(page)
     assert included, "no recipe"
     if ROOT / "snippets" not in included.parents:  # a config file
@@ -131,8 +133,14 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
     module_name = "recipe_" + re.sub(r"\W", "_", page)
     path = tmp_path / f"{module_name}.py"
     path.write_text(source)
+    page_env = dict(
+        re.findall(
+            r"os\.environ\.setdefault\(\s*[\"'](\w+)[\"']\s*,\s*[\"']([^\"']*)[\"']",
+            (DOCS / f"{page}.rst").read_text(),
+        )
+    )
     with contextlib_for(source) as env:
-        for key, value in env.items():
+        for key, value in {**page_env, **env}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(tmp_path)
         spec = importlib.util.spec_from_file_location(module_name, path)
@@ -157,7 +165,15 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
                 for value in (started.get_json(silent=True) or {}).values()
                 if isinstance(value, str) and value.startswith("/")
             )
-        check_streamed(client.get(url, buffered=False))
+        response = client.get(url, buffered=False)
+        if response.status_code == 401 and any(
+            r.rule == "/login" and "POST" in r.methods for r in app.url_map.iter_rules()
+        ):  # a signed-in stream: sign in as the page does, then again
+            response.close()
+            signed_in = post_as_the_page_does(client, page, "/login")
+            assert signed_in.status_code < 300, signed_in.get_data()[:300]
+            response = client.get(url, buffered=False)
+        check_streamed(response)
 
 
 def check_streamed(response):
