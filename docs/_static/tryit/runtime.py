@@ -166,7 +166,7 @@ def run_code(code):
         sys.stdout = saved
 
 
-def run_block(text, show):
+def run_block(text, show, differs):
     """Run one block's examples; return what each printed or raised."""
     results = []
     for example in doctest.DocTestParser().get_examples(text):
@@ -179,13 +179,13 @@ def run_block(text, show):
             exec(code, State.namespace)
         except Stopped:
             exc = "Stopped: the reader pressed Stop, the response was closed\n"
-            results.append(result(example, live.getvalue(), exc, stopped=True))
+            results.append(result(example, live.getvalue(), exc, {}, stopped=True))
             raise StopBlock(results) from None
         except BaseException as error:
             exc = traceback.format_exception_only(type(error), error)[-1]
         finally:
             sys.stdout, sys.displayhook = saved
-        results.append(result(example, live.getvalue(), exc))
+        results.append(result(example, live.getvalue(), exc, differs))
     return results
 
 
@@ -194,8 +194,13 @@ class StopBlock(Exception):
         self.results = results
 
 
-def result(example, got, exc, stopped=False):
-    if exc is not None and example.exc_msg is not None:
+def result(example, got, exc, differs, stopped=False):
+    """What the example printed, and whether it is what the page shows (or,
+    for a difference the page documents, what the page says Run prints)."""
+    documented = example.source in differs
+    if documented and exc is None:
+        ok = CHECKER.check_output(differs[example.source], got, FLAGS)
+    elif exc is not None and example.exc_msg is not None:
         ok = CHECKER.check_output(example.exc_msg, exc, FLAGS)
     elif exc is not None:
         ok = False
@@ -207,6 +212,7 @@ def result(example, got, exc, stopped=False):
         "got": got,
         "exc": exc,
         "ok": bool(ok) and not stopped,
+        "documented": documented,
         "stopped": stopped,
     }
 
@@ -234,7 +240,7 @@ def run(steps_json, upto, fresh, pause):
                 return
         else:
             try:
-                results = run_block(step["text"], last)
+                results = run_block(step["text"], last, step.get("differs", {}))
             except StopBlock as stop:
                 post("done", results=stop.results, earlier=earlier_failures)
                 return

@@ -38,8 +38,8 @@ async function init(config) {
   self.postMessage({ kind: "status", text: "Installing Flask…" });
   const site = pyodide.runPython("import site; site.getsitepackages()[0]");
   config.wheels.forEach((name, i) => {
-    if (name.endsWith(".whl")) pyodide.unpackArchive(wheels[i], "wheel");
-    else pyodide.unpackArchive(wheels[i], "zip", { extractDir: site });
+    const format = name.endsWith(".whl") ? "wheel" : "zip";
+    pyodide.unpackArchive(wheels[i], format, { extractDir: site });
   });
   pyodide.FS.mkdirTree("/home/pyodide/site");
   pyodide.unpackArchive(snippets, "zip", { extractDir: "/home/pyodide/site" });

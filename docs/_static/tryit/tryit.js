@@ -132,6 +132,7 @@ function onMessage(message) {
 }
 
 function showResults(widget, message) {
+  widget.output.tryitResults = message.results;
   widget.live.hidden = true;
   widget.results.replaceChildren();
   let differ = 0;
@@ -144,6 +145,9 @@ function showResults(widget, message) {
       const exc = el("pre", { class: "tryit-exc", tabindex: "0" }, `Traceback (most recent call last):\n  ...\n${r.exc}`);
       exc.dataset.exc = r.exc;
       item.append(exc);
+    }
+    if (r.documented && r.ok) {
+      item.append(el("p", { class: "tryit-documented" }, "As the note under the example says, Python in your browser prints this differently."));
     }
     if (!r.ok && !r.stopped) {
       differ += 1;
