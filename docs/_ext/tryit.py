@@ -15,7 +15,8 @@ What runs
 Which pages get it (the rule)
     A page is runnable when all the Python it runs imports only the standard
     library (less the modules in :data:`NEEDS`, which open sockets, start
-    processes or reach a store), the seven packages of a Flask install
+    processes or threads, or reach a store; ``threading.Thread`` counts as
+    an import of its own), the seven packages of a Flask install
     (:data:`PACKAGES`, pinned to tests/requirements.txt) and the modules of
     ``snippets/`` that themselves follow this rule, followed import by
     import. The imports are read from the page and the snippet modules'
@@ -74,6 +75,8 @@ NEEDS = {
     "subprocess": "another process",
     "multiprocessing": "another process",
     "concurrent": "threads",
+    "threading.Thread": "a thread",
+    "threading.Timer": "a thread",
     "sqlite3": "a database file",
     "dbm": "a database file",
     "shelve": "a database file",
@@ -184,6 +187,12 @@ def _imports(source: str, package: str | None = None) -> list[str]:
         return []
     names = []
     for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "threading"
+        ):
+            names.append(f"threading.{node.attr}")  # threading.Thread(...)
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -324,7 +333,7 @@ def doctree_resolved(app, doctree, docname):
         else:
             reason = (
                 f"No Run button on this page: its examples need {need} "
-                f"(they import {module}), which Python in a browser tab cannot have."
+                f"(they use {module}), which Python in a browser tab cannot have."
             )
     if reason:
         note = nodes.paragraph("", reason, classes=["tryit-none"])
