@@ -48,9 +48,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from docutils import nodes
-
 import vendor_pyodide
+from docutils import nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "snippets"
@@ -283,6 +282,10 @@ def builder_inited(app):
     size = sum((manifest["pyodide_dir"] / name).stat().st_size for name in fetched)
     size += sum((manifest["wheels_dir"] / n).stat().st_size for n in manifest["wheels"])
     size += len(snippets_zip)
+    here = Path(__file__).resolve().parents[1] / "_static" / "tryit"
+    size += sum(
+        (here / name).stat().st_size for name in ("tryit-worker.mjs", "runtime.py")
+    )
     app.tryit = {
         "manifest": manifest,
         "snippets_zip": snippets_zip,
@@ -343,8 +346,10 @@ def doctree_resolved(app, doctree, docname):
     program = []
     for step in blocks:
         step[2]["classes"].append("tryit-block")
-        for source, (_printed, why) in _differences(step[1]).items():
-            note = nodes.paragraph("", f"In your browser: {why}", classes=["tryit-note"])
+        for _printed, why in _differences(step[1]).values():
+            note = nodes.paragraph(
+                "", f"In your browser: {why}", classes=["tryit-note"]
+            )
             step[2].parent.insert(step[2].parent.index(step[2]) + 1, note)
     index = 0
     for step in steps:
@@ -384,7 +389,8 @@ def _differences(text):
 
 def page_context(app, pagename, templatename, context, doctree):
     if doctree is None or not any(
-        "tryit-block" in node["classes"] for node in doctree.findall(nodes.doctest_block)
+        "tryit-block" in node["classes"]
+        for node in doctree.findall(nodes.doctest_block)
     ):
         return
     app.add_css_file("tryit/tryit.css")

@@ -41,9 +41,7 @@ PYODIDE_INTEGRITY = (
     "sha512-74Wq1kXOC+CCEzAfxuRAO701nAcCMLjf8NrwvWpu8S41dVMXwXmLQ05dYB+F4e46AdnGo0o"
     "q7YHSVUpHsoarLQ=="
 )
-PYODIDE_TARBALL = (
-    f"https://registry.npmjs.org/pyodide/-/pyodide-{PYODIDE_VERSION}.tgz"
-)
+PYODIDE_TARBALL = f"https://registry.npmjs.org/pyodide/-/pyodide-{PYODIDE_VERSION}.tgz"
 # What a page loads from the npm package: the ES module loader, the runtime,
 # the standard library, and the lock file that loadPyodide reads first.
 PYODIDE_FILES = [
@@ -54,7 +52,15 @@ PYODIDE_FILES = [
     "pyodide-lock.json",
     "package.json",
 ]
-PACKAGES = ["flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "blinker", "click"]
+PACKAGES = [
+    "flask",
+    "werkzeug",
+    "jinja2",
+    "markupsafe",
+    "itsdangerous",
+    "blinker",
+    "click",
+]
 
 
 def locked_requirements(lock: Path = LOCK) -> dict[str, tuple[str, str, list[str]]]:
@@ -90,7 +96,9 @@ def _fetch_pyodide(target: Path) -> None:
     algo, _, expected = PYODIDE_INTEGRITY.partition("-")
     digest = base64.b64encode(hashlib.new(algo, data).digest()).decode()
     if digest != expected:
-        raise RuntimeError(f"{PYODIDE_TARBALL}: integrity {digest}, expected {expected}")
+        raise RuntimeError(
+            f"{PYODIDE_TARBALL}: integrity {digest}, expected {expected}"
+        )
     partial = target.with_name(target.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:

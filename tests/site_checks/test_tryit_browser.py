@@ -13,9 +13,7 @@ from __future__ import annotations
 import doctest
 import json
 import re
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,14 +25,12 @@ from tests.site_checks.test_built_site_browser import (  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.no_cover]
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "docs" / "_ext"))
-import tryit  # noqa: E402  docs/_ext/tryit.py: what the note under a block says
-
 # The comparison Sybil makes (conftest.py: DocTestParser(optionflags=OPTIONS)).
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 CHECKER = doctest.OutputChecker()
-PROGRAM = re.compile(r'<script type="application/json" id="tryit-program">(.*?)</script>', re.S)
+PROGRAM = re.compile(
+    r'<script type="application/json" id="tryit-program">(.*?)</script>', re.S
+)
 FINISHED = """(i) => {
   const out = document.querySelectorAll(".tryit-output")[i];
   return ["done", "failed", "stopped"].includes(out.dataset.state)
@@ -62,7 +58,9 @@ def runnable_pages():
 
 
 def blocks_of(program):
-    return [s for s in program["steps"] if s["kind"] == "doctest" and s["block"] is not None]
+    return [
+        s for s in program["steps"] if s["kind"] == "doctest" and s["block"] is not None
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +94,8 @@ def press_run(tab, i):
         if tab.evaluate("document.activeElement.classList.contains('tryit-run')"):
             break
     assert tab.evaluate(
-        "(i) => document.activeElement === document.querySelectorAll('.tryit-run')[i]", i
+        "(i) => document.activeElement === document.querySelectorAll('.tryit-run')[i]",
+        i,
     )
     tab.keyboard.press("Enter")
     tab.wait_for_function(FINISHED, arg=i, timeout=LOAD_SECONDS * 1000)
@@ -151,7 +150,9 @@ def test_every_runnable_block_prints_what_its_page_shows(site, offline):  # noqa
             if bad := mismatches(step["text"], shown, step["differs"]):
                 failures.append(f"{rel} block {i + 1}: {bad}")
         assert tab.locator(".tryit-run").first.inner_text() == "Run"
-    print(f"\n{blocks} blocks on {len(pages)} pages in {time.monotonic() - started:.0f} s")
+    print(
+        f"\n{blocks} blocks on {len(pages)} pages in {time.monotonic() - started:.0f} s"
+    )
     assert not failures
     assert not refused
 
@@ -188,7 +189,8 @@ def first_streamed_block(tab, site, pages):  # noqa: F811
             tab.wait_for_function(FINISHED, arg=i, timeout=LOAD_SECONDS * 1000)
             counts = tab.evaluate(
                 """(i) => { const n = {};
-                  for (const li of document.querySelectorAll(".tryit-chunks")[i].children)
+                  const list = document.querySelectorAll(".tryit-chunks")[i];
+                  for (const li of list.children)
                     n[li.dataset.response] = (n[li.dataset.response] || 0) + 1;
                   return Math.max(0, ...Object.values(n)); }""",
                 i,
@@ -200,7 +202,8 @@ def first_streamed_block(tab, site, pages):  # noqa: F811
 
 PAUSED = """(i) => {
   const out = document.querySelectorAll(".tryit-output")[i];
-  return !document.querySelectorAll(".tryit-next")[i].hidden || out.dataset.state === "done";
+  const next = document.querySelectorAll(".tryit-next")[i];
+  return !next.hidden || out.dataset.state === "done";
 }"""
 
 
@@ -237,7 +240,7 @@ def test_a_chunk_is_shown_before_the_generator_makes_the_next(site, offline):  #
     assert not refused
 
 
-FOREVER = '''>>> from flask import Flask
+FOREVER = """>>> from flask import Flask
 >>> demo = Flask("demo")
 >>> @demo.get("/forever")
 ... def forever():
@@ -253,7 +256,7 @@ FOREVER = '''>>> from flask import Flask
 ...
 >>> for chunk in demo.test_client().get("/forever").response:
 ...     pass
-'''
+"""
 
 
 @pytest.mark.timeout(600)
@@ -275,7 +278,7 @@ def test_stop_closes_an_endless_stream_and_its_cleanup_output_shows(
     tab.locator(".tryit-run").first.click()
     tab.wait_for_function(PAUSED, arg=0, timeout=LOAD_SECONDS * 1000)
     out = tab.locator(".tryit-output").first
-    assert out.locator(".tryit-chunks li").all_inner_texts() == ["'1\\n'"]
+    assert out.locator(".tryit-chunks li").all_inner_texts() == ["b'1\\n'"]
     tab.locator(".tryit-stop").first.focus()
     tab.keyboard.press("Enter")
     tab.wait_for_function(FINISHED, arg=0, timeout=30_000)

@@ -135,13 +135,11 @@ def watch_test_client():
 
 
 def sleep_that_lets_the_page_in():
-    if not can_run_sync():
-        return
     real_sleep = time.sleep
 
     def sleep(seconds):
-        if seconds <= 0:
-            return real_sleep(0)
+        if seconds <= 0 or not can_run_sync():
+            return real_sleep(seconds)
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0 and not stop_requested():
             run_sync(asyncio.sleep(min(left, 0.05)))
@@ -253,4 +251,4 @@ def run(steps_json, upto, fresh, pause):
 watch_test_client()
 sleep_that_lets_the_page_in()
 fresh_namespace()
-post("ready", jspi=bool(can_run_sync()), python=sys.version.split()[0])
+post("ready", python=sys.version.split()[0])

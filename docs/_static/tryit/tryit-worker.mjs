@@ -48,7 +48,9 @@ async function init(config) {
   );
   pyodide.runPython(runtime, { filename: "runtime.py" });
   runFn = pyodide.globals.get("run");
-  self.postMessage({ kind: "loaded", ms: Math.round(performance.now() - started) });
+  // JavaScript Promise Integration lets Python wait for the page (Stop, Next).
+  const jspi = typeof WebAssembly.Suspending === "function" && typeof runFn.callPromising === "function";
+  self.postMessage({ kind: "loaded", jspi, ms: Math.round(performance.now() - started) });
 }
 
 async function run(message) {

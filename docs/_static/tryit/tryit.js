@@ -99,8 +99,10 @@ function ensureWorker() {
       const message = event.data;
       if (message.kind === "loaded") {
         program.loadedMs = message.ms;
+        jspi = message.jspi;
+        if (!jspi) widgets.forEach((w) => (w.pause.disabled = true));
         resolve();
-      } else if (message.kind === "ready") jspi = message.jspi;
+      } else if (message.kind === "ready") return;
       else if (message.kind === "error" && !current) reject(new Error(message.text));
       else onMessage(message);
     };
