@@ -427,4 +427,4 @@ def setup(app):
     app.connect("doctree-resolved", doctree_resolved)
     app.connect("html-page-context", page_context)
     app.connect("build-finished", build_finished)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": False}
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
