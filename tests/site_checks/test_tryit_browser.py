@@ -14,6 +14,7 @@ import doctest
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from tests.site_checks.test_built_site_browser import (  # noqa: F401 (fixture)
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.no_cover]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The comparison Sybil makes (conftest.py: DocTestParser(optionflags=OPTIONS)).
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -134,7 +136,7 @@ def test_every_runnable_block_prints_what_its_page_shows(site, offline):  # noqa
     tab, refused, asked = offline
     pages = runnable_pages()
     assert len(pages) >= 5
-    failures, blocks, started = [], 0, time.monotonic()
+    failures, blocks, started, loads = [], 0, time.monotonic(), []
     for rel, program in pages:
         asked.clear()
         tab.goto(f"{site}/{rel}", wait_until="load")
@@ -152,11 +154,25 @@ def test_every_runnable_block_prints_what_its_page_shows(site, offline):  # noqa
             if bad := mismatches(step["text"], shown, step["differs"]):
                 failures.append(f"{rel} block {i + 1}: {bad}")
         assert tab.locator(".tryit-run").first.inner_text() == "Run"
+        loads.append(int(tab.evaluate("document.documentElement.dataset.tryitLoadMs")))
+    took = time.monotonic() - started
     print(
-        f"\n{blocks} blocks on {len(pages)} pages in {time.monotonic() - started:.0f} s"
+        f"\n{blocks} blocks on {len(pages)} pages in {took:.0f} s;"
+        f" Python loaded in {min(loads) / 1000:.1f} to {max(loads) / 1000:.1f} s"
     )
     assert not failures
     assert not refused
+
+
+def test_the_readme_states_the_first_click_download():
+    """The README says what the button says: the megabytes the first click
+    downloads (the build measures them)."""
+    pages = runnable_pages()
+    assert pages
+    megabytes = {program["megabytes"] for _rel, program in pages}
+    assert len(megabytes) == 1
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"downloads {megabytes.pop()} MB" in readme
 
 
 def test_a_page_without_runnable_examples_loads_no_script_and_says_why(
@@ -228,6 +244,7 @@ def test_a_chunk_is_shown_before_the_generator_makes_the_next(site, offline):  #
     tab, refused, _asked = offline
     pages = runnable_pages()
     rel, i = first_streamed_block(tab, site, pages)
+    print(f"\nthe stream watched: {rel}, block {i + 1}")
     program = dict(pages)[rel]
     tab.goto(f"{site}/{rel}", wait_until="load")
     tab.locator(".tryit-pause").nth(i).check()

@@ -98,7 +98,7 @@ function ensureWorker() {
     worker.onmessage = (event) => {
       const message = event.data;
       if (message.kind === "loaded") {
-        program.loadedMs = message.ms;
+        document.documentElement.dataset.tryitLoadMs = String(message.ms);
         jspi = message.jspi;
         if (!jspi) widgets.forEach((w) => (w.pause.disabled = true));
         resolve();
