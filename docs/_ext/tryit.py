@@ -27,7 +27,11 @@ Which pages get it (the rule)
     line, above its first example, says what it needs. A page may also opt
     out with a reason of its own, as the file-wide field ``:no-run: reason``.
     Whether each runnable example gives the output the page shows is
-    checked in Chromium by tests/site_checks/test_tryit_browser.py.
+    checked in Chromium by tests/site_checks/test_tryit_browser.py. Where
+    Pyodide's Python (3.14) prints something else than CPython 3.11, the
+    example is listed in :data:`DIFFERENCES` with what Run prints and why;
+    the page shows that line under the block, and the test checks that Run
+    prints exactly that.
 
 What it costs
     Pages with no runnable example load no script of this extension. A
