@@ -154,6 +154,9 @@ def test_every_runnable_block_prints_what_its_page_shows(site, offline):  # noqa
             if bad := mismatches(step["text"], shown, step["differs"]):
                 failures.append(f"{rel} block {i + 1}: {bad}")
         assert tab.locator(".tryit-run").first.inner_text() == "Run"
+        if not loads:  # the worker's requests pass the route too: none escape it
+            assert any(url.endswith("/pyodide.asm.wasm") for url in asked)
+            assert any(url.endswith(".whl") for url in asked)
         loads.append(int(tab.evaluate("document.documentElement.dataset.tryitLoadMs")))
     took = time.monotonic() - started
     print(
