@@ -77,12 +77,21 @@ $(TEST_STAMP): tests/requirements.txt $(STAMP)
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null
 	@touch $@
 
-html: $(STAMP)
+# Pyodide (npm) and the wheels (PyPI, the lock's hashes) that the Run button
+# installs, fetched once into docs/_tryit/cache/ (docs/_ext/vendor_pyodide.py);
+# a warm build finds them there.
+TRYIT_CACHE := docs/_tryit/cache/.filled
+docs/_ext/vendor_pyodide.py: ;
+$(TRYIT_CACHE): tests/requirements.txt docs/_ext/vendor_pyodide.py | $(STAMP)
+	$(BIN)/python docs/_ext/vendor_pyodide.py >/dev/null
+	@touch $@
+
+html: $(STAMP) $(TRYIT_CACHE)
 	$(SPHINXBUILD) -M html "$(SOURCEDIR)" "$(BUILDDIR)" -c . -W -n --keep-going $(SPHINXOPTS) $(O)
 
 livehtml: $(STAMP)
 	$(BIN)/sphinx-autobuild "$(SOURCEDIR)" "$(BUILDDIR)/html" -c . -n --port $(PORT) \
-		--watch snippets --watch tests --watch conf.py $(foreach g,$(GENERATED),--ignore "*/docs/$(g)/*") --ignore "*/__pycache__/*" --ignore "*.pyc" \
+		--watch snippets --watch tests --watch conf.py $(foreach g,$(GENERATED),--ignore "*/docs/$(g)/*") --ignore "*/docs/_tryit/*" --ignore "*/__pycache__/*" --ignore "*.pyc" \
 		$(LIVEOPTS) $(SPHINXOPTS) $(O)
 
 # The system binaries of the live and browser tiers, where they install without

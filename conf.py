@@ -45,6 +45,7 @@ extensions = [
     "sphinx_design",
     "proofs",  # docs/_ext/proofs.py: the :test: role and the pages it links to
     "site_meta",  # docs/_ext/site_meta.py: sidebar captions axe-core accepts
+    "tryit",  # docs/_ext/tryit.py: a Run button on in-process examples (Pyodide)
     "sphinx_sitemap",
     "sphinxext.opengraph",
     "sphinx_llms_txt",
