@@ -4,7 +4,7 @@ import os
 import re
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, Response, abort, redirect, request
 
 app = Flask(__name__)
@@ -18,7 +18,7 @@ ONE_RANGE = re.compile(r"bytes=(\d+-\d*|-\d+)")
 
 
 def open_object(key, **extra):
-    """get_object, or a 404 or 416 before the stream starts."""
+    """get_object, or a 404, 416 or 502 before the stream."""
     if not KEY.fullmatch(key):
         abort(404)
     try:
@@ -30,6 +30,8 @@ def open_object(key, **extra):
         if code == "InvalidRange":
             abort(416)
         raise
+    except BotoCoreError:  # no credentials, store unreachable
+        abort(502, "the file store could not be reached")
 
 
 @app.get("/files/<key>")
@@ -69,11 +71,14 @@ def presigned(key):
     """Let the client fetch the object from the store itself."""
     if not KEY.fullmatch(key):
         abort(404)
-    url = s3.generate_presigned_url(
-        "get_object",
-        Params={"Bucket": BUCKET, "Key": key},
-        ExpiresIn=300,  # seconds: long enough to start
-    )
+    try:
+        url = s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": BUCKET, "Key": key},
+            ExpiresIn=300,  # seconds: long enough to start
+        )
+    except BotoCoreError:  # no credentials to sign with
+        abort(502, "the file store is not configured")
     return redirect(url, 302)
 
 

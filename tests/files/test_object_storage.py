@@ -114,3 +114,25 @@ def test_the_presigned_link_redirects_to_the_store(client, stored):
     location = response.headers["Location"]
     assert location.startswith(f"{stored.url}/media/hello.txt?")
     assert "Signature=" in location and "Expires=" in location
+
+
+def test_an_unreachable_store_or_missing_credentials_is_a_502(monkeypatch):
+    """No server listens there, and the client has no credentials: both are
+    a 502 before the stream, not a 500."""
+    import boto3
+    from botocore.config import Config
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    unsigned = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    monkeypatch.setattr(object_storage, "s3", unsigned)
+    client = app.test_client()
+    for path in ("/files/hello.txt", "/links/hello.txt"):
+        assert client.get(path).status_code == 502
