@@ -136,3 +136,10 @@ def test_an_unreachable_store_or_missing_credentials_is_a_502(monkeypatch):
     client = app.test_client()
     for path in ("/files/hello.txt", "/links/hello.txt"):
         assert client.get(path).status_code == 502
+
+
+def test_another_store_error_is_a_server_error(client, monkeypatch):
+    """A missing bucket is the app's misconfiguration, not the client's
+    request: botocore's error propagates, and Flask answers 500."""
+    monkeypatch.setattr(object_storage, "BUCKET", "no-such-bucket")
+    assert client.get("/files/hello.txt").status_code == 500

@@ -8,12 +8,12 @@ from snippets import lifetime
 from snippets.lifetime import TEARDOWNS, app
 
 
-def abandon_after_one_line(client, path):
-    """Start a stream on this thread, take one line, and drop it unclosed
+def abandon_after_two_lines(client, path):
+    """Start a stream on this thread, take two lines, and drop it unclosed
     (kept referenced, as a server that abandons it does)."""
     response = client.get(path, buffered=False)
-    first = next(iter(response.response))
-    return response, first
+    lines = iter(response.response)
+    return response, [next(lines), next(lines)]
 
 
 def test_an_abandoned_stream_with_context_generator_leaks_into_the_next_request():
@@ -22,7 +22,7 @@ def test_an_abandoned_stream_with_context_generator_leaks_into_the_next_request(
     it sees the old ``g``, its own teardown_appcontext does not run, and the
     generator's connection stays checked out."""
     client = app.test_client()
-    kept = abandon_after_one_line(client, "/leaky")
+    kept = abandon_after_two_lines(client, "/leaky")
     before = len(TEARDOWNS)
     state = client.get("/state").json
     assert state["stale_g"] == "the streaming request"
@@ -35,8 +35,8 @@ def test_an_abandoned_stream_with_context_generator_leaks_into_the_next_request(
 
 def test_an_abandoned_ticks_generator_leaves_nothing_behind():
     client = app.test_client()
-    kept = abandon_after_one_line(client, "/ticks")
-    assert kept[1] == b"0 1\n"
+    kept = abandon_after_two_lines(client, "/ticks")
+    assert kept[1] == [b"0 1\n", b"1 1\n"]
     before = len(TEARDOWNS)
     state = client.get("/state").json
     assert (state["stale_g"], state["checked_out"]) == (None, 0)
