@@ -725,6 +725,22 @@ def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
     proc.wait()
 
 
+def _s3():
+    """moto's S3 server in a process of its own, its state in memory; the
+    object it yields also has ``.client()``, a boto3 client for it."""
+    from tests.launchers.s3 import s3_server
+
+    return s3_server()
+
+
+def _fake_llm(*args, **script):
+    """A fake model provider speaking OpenAI's and Anthropic's streaming
+    formats (tests/launchers/fake_llm.py; ``script`` shapes its answers)."""
+    from tests.launchers.fake_llm import fake_llm
+
+    return fake_llm(*args, **script)
+
+
 KINDS = {
     "werkzeug": _werkzeug,
     "flask": _flask,
@@ -739,6 +755,8 @@ KINDS = {
     "memcached": _memcached,
     "postgres": _postgres,
     "celery": _celery,
+    "s3": _s3,
+    "fake-llm": _fake_llm,
 }
 
 

@@ -46,6 +46,7 @@ NEEDS_STORE = {
     "flask_session": "its session lives in memcached/Redis (Flask-Session)",
     "scale_out": "its log is a Redis stream, read on every request",
     "flask_sqlalchemy": "its tables are made by the page's set-up first",
+    "object_storage": "every route talks to an S3 store",
     # Not a store, but the same rule: importing it calls sentry_sdk.init(),
     # which wraps every Flask app in this process (the downloads and
     # middleware tests then saw Sentry's response wrapper, not the server's
@@ -74,6 +75,7 @@ STORES = (
     "fsp-reports.sqlite3",
     "stock.sqlite3",
     "flask_sqlalchemy_stock.sqlite3",
+    "lifetime.db",
 )
 
 

@@ -124,6 +124,7 @@ CASES = [
     Case("hosting", "get", "/work", "query", "heartbeat_ms"),
     Case("sse_auth_tickets", "get", "/events/bearer", "header", ID, valid=None),
     Case("sse_auth_tickets", "get", "/events/bearer", "query", "limit", valid=None),
+    Case("writers", "get", "/rows.csv", "query", "rows"),
     Case("uwsgi", "get", "/events", "query", "count"),
     Case("uwsgi", "get", "/events", "query", "interval_ms"),
     Case("uwsgi", "get", "/events", "query", "pad"),

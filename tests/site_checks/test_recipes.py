@@ -139,7 +139,7 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
             (DOCS / f"{page}.rst").read_text(),
         )
     )
-    with contextlib_for(source) as env:
+    with contextlib_for(source) as (env, path_values):
         for key, value in {**page_env, **env}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(tmp_path)
@@ -153,7 +153,9 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
             assert quart_first_route_answers(app, rule.rule)
             return
         client = app.test_client()
-        url = rule.rule
+        url = re.sub(
+            r"<(?:[^:<>]+:)?(\w+)>", lambda m: path_values.get(m[1], "1"), rule.rule
+        )
         if "GET" not in rule.methods:
             started = post_as_the_page_does(client, page, rule.rule)
             if started.is_streamed and started.status_code == 200:
@@ -230,27 +232,43 @@ def openai_like_upstream(environ, start_response):
 
 
 def contextlib_for(source: str):
-    """A recipe that talks to Redis gets one, in every ``*REDIS_URL`` it
-    reads from the environment; a relay gets an OpenAI-like upstream; others
-    get nothing."""
+    """What a recipe's code talks to, started for it: its environment and
+    the values of its first route's path. Redis, in every ``*REDIS_URL`` it
+    reads; an OpenAI-like upstream for a relay; a fake provider for the
+    OpenAI SDK (OPENAI_BASE_URL); an S3 server holding one object for boto3.
+    Others get nothing."""
     import contextlib
 
     imports = set(re.findall(r"^(?:from|import) (\w+)", source, re.M))
-    if "RELAY_UPSTREAM_URL" in source:
 
-        @contextlib.contextmanager
-        def with_upstream():
+    @contextlib.contextmanager
+    def started():
+        if "RELAY_UPSTREAM_URL" in source:
             with serve("werkzeug", openai_like_upstream) as upstream:
-                yield {"RELAY_UPSTREAM_URL": upstream.url + "/v1/chat/completions"}
-
-        return with_upstream()
-    if imports & set(STORE_CLIENTS):
-        names = set(re.findall(r"[\"'](\w*REDIS_URL)[\"']", source)) or {"REDIS_URL"}
-
-        @contextlib.contextmanager
-        def with_redis():
+                url = upstream.url + "/v1/chat/completions"
+                yield {"RELAY_UPSTREAM_URL": url}, {}
+        elif "openai" in imports:
+            with serve("fake-llm") as provider:
+                yield {"OPENAI_BASE_URL": provider.url + "/v1"}, {}
+        elif "boto3" in imports:
+            with serve("s3") as store:
+                s3 = store.client()
+                s3.create_bucket(Bucket="media")
+                s3.put_object(Bucket="media", Key="hello.txt", Body=b"hello\n" * 100)
+                yield (
+                    {
+                        "AWS_ENDPOINT_URL": store.url,
+                        "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                    },
+                    {"key": "hello.txt"},
+                )
+        elif imports & set(STORE_CLIENTS):
+            names = set(re.findall(r"[\"'](\w*REDIS_URL)[\"']", source))
             with serve("redis") as redis:
-                yield dict.fromkeys(names, redis.url)
+                yield dict.fromkeys(names or {"REDIS_URL"}, redis.url), {}
+        else:
+            yield {}, {}
 
-        return with_redis()
-    return contextlib.nullcontext({})
+    return started()
