@@ -212,3 +212,27 @@ def test_a_urlencoded_form_is_not_held_to_max_form_memory_size():
 
     response = plain.test_client().post("/", data={"note": "n" * 600_000})
     assert response.get_json() == {"note": 600_000}
+
+
+def test_werkzeugs_default_spools_a_file_part_past_500_kib_to_a_temporary_file():
+    """Without a request class of your own, Werkzeug 3.1.9 writes a file part
+    into a SpooledTemporaryFile that moves to disk past 500 KiB, so memory
+    stays bounded too; the file is in the system's temporary folder, and
+    you copy it with save()."""
+    plain = Flask(__name__)
+    seen = {}
+
+    @plain.post("/uploads")
+    def upload():
+        from flask import request
+
+        stream = request.files["file"].stream
+        seen["type"] = type(stream).__name__
+        seen["on_disk"] = stream._rolled
+        return {"ok": True}
+
+    (status, _), peak = peak_while(lambda: post_multipart(plain, MultipartBody(SIZE)))
+    assert status == 200
+    assert seen == {"type": "SpooledTemporaryFile", "on_disk": True}
+    print(f"default stream factory: peak {peak / MiB:.2f} MiB")
+    assert peak < 1 * MiB

@@ -132,3 +132,11 @@ def test_a_multipart_upload_cut_short_leaves_no_file(name, tmp_path, monkeypatch
         sock.close()
         assert b"201" in reply.split(b"\r\n", 1)[0], reply
         assert (tmp_path / "big.bin").read_bytes() == b"ok"
+
+
+def test_under_uwsgi_the_flag_alone_still_reads_nothing():
+    """uWSGI's wsgi.input reads no chunked body: setting the flag without
+    swapping in UwsgiChunks still gives the view 0 bytes."""
+    with serve("uwsgi", "tests.files.uwsgi_flag_only:app") as server:
+        status, body = post_chunked(server.url, "/size", SMALL)
+    assert (status, json.loads(body)) == (200, {"bytes": 0})
