@@ -9,7 +9,7 @@ import json
 import pytest
 from flask import Flask
 from flask import request as flask_request
-from quart import Quart, Response, request
+from quart import Quart, Response, g, request, stream_with_context
 
 from snippets import quart as quart_tokens
 from snippets import tokens as token_stream
@@ -255,3 +255,83 @@ def test_two_streams_interleave_on_one_loop(monkeypatch):
     assert run(both()) == [(200, b"a0 a1 a2 "), (200, b"b0 b1 b2 ")]
     # Run one after the other, the order would be a a a b b b (or b b b a a a).
     assert order[:2] in (["a", "b"], ["b", "a"])
+
+
+async def get_text(quart_app, path, **kwargs):
+    response = await quart_app.test_client().get(path, **kwargs)
+    return response.status_code, await response.get_data(as_text=True)
+
+
+def test_quarts_stream_with_context_carries_request_but_not_g():
+    """pallets/quart#361 (open), on Quart 0.22.0: the wrapped generator gets a
+    copy of the request context, runs in the task that sends the response,
+    and that copy pushes a new app context, so g is empty there. Values set
+    in before_request and in the view itself are both gone."""
+    from snippets import quart_g
+
+    other = Quart(__name__)
+
+    @other.get("/")
+    async def view():
+        g.user = "ada"
+        view_g = g._get_current_object()
+
+        @stream_with_context
+        async def body():
+            yield f"{request.path} {g.get('user')} {g._get_current_object() is view_g}"
+
+        return Response(body())
+
+    assert run(get_text(other, "/")) == (200, "/ None False")
+    headers = {"X-User": "ada"}
+    assert run(get_text(quart_g.app, "/greeting-broken", headers=headers)) == (
+        200,
+        "Hello, None\n",
+    )
+
+
+def test_a_quart_generator_without_stream_with_context_has_no_app_context():
+    other = Quart(__name__)
+
+    @other.get("/")
+    async def view():
+        async def body():
+            yield str(g.get("user"))
+
+        return Response(body())
+
+    with pytest.raises(RuntimeError, match="Not within an app context"):
+        run(get_text(other, "/"))
+
+
+def test_reading_g_in_the_view_carries_it_into_the_stream():
+    from snippets import quart_g
+
+    headers = {"X-User": "ada"}
+    assert run(get_text(quart_g.app, "/greeting", headers=headers)) == (
+        200,
+        "Hello, ada\nYou asked for /greeting\n",
+    )
+    assert run(get_text(quart_g.app, "/greeting")) == (
+        200,
+        "Hello, guest\nYou asked for /greeting\n",
+    )
+
+
+def test_flasks_stream_with_context_keeps_the_views_g():
+    from flask import g as flask_g
+    from flask import stream_with_context as flask_stream_with_context
+
+    other = Flask(__name__)
+
+    @other.get("/")
+    def view():
+        flask_g.user = "ada"
+
+        @flask_stream_with_context
+        def body():
+            yield f"{flask_request.path} {flask_g.get('user')}"
+
+        return body()
+
+    assert other.test_client().get("/").get_data(as_text=True) == "/ ada"
