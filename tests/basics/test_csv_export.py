@@ -67,22 +67,37 @@ def test_neutralised_carriage_return_alone_is_quoted():
     assert "".join(csv_chunks([("\r",)])).endswith('"\'\r"\r\n')
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "\uff1d1+1",  # FULLWIDTH EQUALS SIGN
-        "\ufe66HYPERLINK()",  # SMALL EQUALS SIGN
-        " =1+1",
-        "   @SUM(A1)",
-        "\u00a0=1+1",  # NO-BREAK SPACE
-        "\u3000+1",  # IDEOGRAPHIC SPACE
-        "\u200b=1+1",  # ZERO WIDTH SPACE
-        "\u2060-1",  # WORD JOINER
-        "\ufeff=1+1",  # BYTE ORDER MARK
-        "\ufeff \u200b\uff1d1",
-        "\n=1+1",
-    ],
-)
+# Text a spreadsheet may read as a formula: OWASP's first characters, their
+# full-width forms, and formula characters behind spaces and invisible ones.
+# tests/formats/test_spreadsheets.py checks that both Excel exports guard
+# the same 22.
+FORMULA_LIKE = [
+    "=1+1",
+    "+1",
+    "-1",
+    "@SUM(A1)",
+    "\t=1",
+    "\r=1",
+    '=HYPERLINK("http://x")',
+    "\uff1d1+1",  # FULLWIDTH EQUALS SIGN
+    "\uff0b1",  # FULLWIDTH PLUS SIGN
+    "\uff0d1",  # FULLWIDTH HYPHEN-MINUS
+    "\uff20A1",  # FULLWIDTH COMMERCIAL AT
+    "\ufe66HYPERLINK()",  # SMALL EQUALS SIGN
+    " =1+1",
+    "   @SUM(A1)",
+    "\u00a0=1+1",  # NO-BREAK SPACE
+    "\u2003+1",  # EM SPACE
+    "\u3000+1",  # IDEOGRAPHIC SPACE
+    "\u200b=1+1",  # ZERO WIDTH SPACE
+    "\u2060-1",  # WORD JOINER
+    "\ufeff=1+1",  # BYTE ORDER MARK
+    "\ufeff \u200b\uff1d1",
+    "\n=1+1",
+]
+
+
+@pytest.mark.parametrize("value", FORMULA_LIKE)
 def test_formula_behind_look_alikes_spaces_or_invisible_characters_is_guarded(value):
     assert looks_like_formula(value)
     assert neutralise(value) == "'" + value
