@@ -5,6 +5,7 @@ started are killed when the client leaves or its time is up."""
 import json
 import logging
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -12,7 +13,10 @@ import sys
 import threading
 from contextlib import suppress
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort
+from werkzeug.exceptions import ServiceUnavailable
+
+from snippets.checks import whole_number
 
 app = Flask(__name__)
 app.logger.setLevel(logging.INFO)  # Flask shows only warnings unless debugging
@@ -20,6 +24,9 @@ app.logger.setLevel(logging.INFO)  # Flask shows only warnings unless debugging
 HEARTBEAT = 1.0  # seconds of silence before a heartbeat record
 GRACE = 2.0  # seconds a command gets to exit after SIGTERM
 MAX_N = 10_000_000
+MAX_RUNNING = 8  # commands at once; one more is a 503 with Retry-After
+MAX_LINE = 64 * 1024  # a longer line is sent in pieces of this many bytes
+running = threading.BoundedSemaphore(MAX_RUNNING)
 
 # [commands]
 # Stand-ins for real tools (a build, a report): three small Python programs
@@ -41,6 +48,12 @@ for i in range(int(sys.argv[1])):
     time.sleep(0.1)
 worker.kill()
 """
+PROGRESS = """import sys, time
+for i in range(int(sys.argv[1])):
+    print(f"\\r{i + 1} of {sys.argv[1]}", end="")
+    time.sleep(0.1)
+print()
+"""
 # name: (argv without its last argument, seconds the command may run)
 COMMANDS = {
     "count": ([*PY, COUNT], 5),
@@ -48,6 +61,7 @@ COMMANDS = {
     "tree": ([*PY, TREE], 30),
     "sleep": (["sleep"], 2),  # any program on the PATH works the same way
     "yes": (["yes"], 3),  # endless output, as fast as it can be read
+    "progress": ([*PY, PROGRESS], 5),  # "\r" ends each update, not "\n"
 }
 # [commands-end]
 
@@ -81,10 +95,35 @@ def stop(proc):
 
 
 # [output]
+LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class Lines:
+    """A pipe's bytes as lines. A line ends at "\n", "\r\n" or "\r" (a
+    progress bar redraws itself with "\r"), or after MAX_LINE bytes: what
+    waits for the rest of a line is never more than that."""
+
+    def __init__(self):
+        self.held, self.after_cr = b"", False
+
+    def feed(self, data):
+        if self.after_cr and data.startswith(b"\n"):
+            data = data[1:]  # the "\n" of a "\r\n" cut between two reads
+        self.after_cr = data.endswith(b"\r")
+        *lines, self.held = LINE_END.split(self.held + data)
+        while len(self.held) >= MAX_LINE:
+            lines.append(self.held[:MAX_LINE])
+            self.held = self.held[MAX_LINE:]
+        return lines
+
+    def end(self):
+        return [self.held] if self.held else []  # a last line with no end
+
+
 def output(proc):
     """Yield lists of (stream, line) as the pipes deliver them, and an empty
     list after HEARTBEAT seconds of silence. Ends when both pipes close."""
-    pending = {proc.stdout: b"", proc.stderr: b""}
+    pending = {proc.stdout: Lines(), proc.stderr: Lines()}
     names = {proc.stdout: "stdout", proc.stderr: "stderr"}
     with selectors.DefaultSelector() as selector:
         for pipe in pending:
@@ -95,10 +134,11 @@ def output(proc):
             for key, _ in ready:
                 pipe = key.fileobj
                 data = os.read(key.fd, 65536)
-                if not data:  # closed: by the command and all its children
+                if data:
+                    complete = pending[pipe].feed(data)
+                else:  # closed: by the command and all its children
                     selector.unregister(pipe)
-                    data = b"\n" if pending[pipe] else b""  # a last, unended line
-                *complete, pending[pipe] = (pending[pipe] + data).split(b"\n")
+                    complete = pending[pipe].end()
                 lines += [
                     (names[pipe], line.decode(errors="replace")) for line in complete
                 ]
@@ -114,13 +154,16 @@ def output(proc):
 def run(name):
     if name not in COMMANDS:
         abort(404, f"no command named {name!r}")
-    raw = request.args.get("n", "3")
-    # ASCII digits only, and short: int() refuses strings of over 4,300 digits.
-    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(MAX_N))
-    if not short or not 1 <= int(raw) <= MAX_N:
-        abort(400, f"n must be a whole number from 1 to {MAX_N:,}")
+    n = whole_number("n", 1, MAX_N, default=3)
     argv, seconds = COMMANDS[name]
-    argv = [*argv, str(int(raw))]  # the only value from the request, checked
+    argv = [*argv, str(n)]  # the only value from the request, checked
+    if not running.acquire(blocking=False):
+        raise ServiceUnavailable("too many commands are running", retry_after=5)
+    once = threading.Lock()
+
+    def free():  # the slot, once: when the stream ends, or if it never starts
+        if once.acquire(blocking=False):
+            running.release()
 
     def stream():
         # Started here, not in the view: a body that is never iterated (the
@@ -145,9 +188,12 @@ def run(name):
         finally:
             timer.cancel()
             stop(proc)  # the client left, the time ran out, or it ended
+            free()
             app.logger.info("cleaned up %s: exit %s", name, proc.returncode)
 
-    return Response(stream(), mimetype="application/x-ndjson")
+    response = Response(stream(), mimetype="application/x-ndjson")
+    response.call_on_close(free)  # a body never iterated (HEAD) has no finally
+    return response
 
 
 # [view-end]

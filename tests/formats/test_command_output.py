@@ -7,13 +7,24 @@ import os
 import signal
 import subprocess
 import sys
+import tracemalloc
 
 import psutil
 import pytest
 from flask import Flask, Response
 
 from snippets import command_output
-from snippets.command_output import COMMANDS, TREE, app, output, start, stop
+from snippets.command_output import (
+    COMMANDS,
+    MAX_LINE,
+    MAX_RUNNING,
+    TREE,
+    Lines,
+    app,
+    output,
+    start,
+    stop,
+)
 from tests.servers import require_binary, wait_until
 
 
@@ -180,6 +191,7 @@ def test_head_request_starts_nothing():
     assert response.status_code == 200
     assert response.data == b""
     assert children_running(TREE) == []
+    response.close()  # as a server does: the command's slot is free again
 
 
 def test_popen_in_the_view_leaks_the_command_on_head():
@@ -335,7 +347,10 @@ def test_a_flood_on_stderr_does_not_hold_stdout_back():
     lines = [line for batch in output(proc) for line in batch]
     stop(proc)
     assert ("stdout", "out") in lines
-    assert ("stderr", "e" * 1_000_000) in lines
+    # A line longer than MAX_LINE comes in pieces of MAX_LINE bytes.
+    errors = [line for name, line in lines if name == "stderr"]
+    assert "".join(errors) == "e" * 1_000_000
+    assert {len(line) for line in errors[:-1]} == {MAX_LINE}
 
 
 def test_output_waits_for_children_that_hold_the_pipe():
@@ -469,3 +484,91 @@ def test_lines_written_whole_by_two_processes_arrive_whole():
     assert proc.returncode == 0
     assert lines.count("a" * 99) == lines.count("b" * 99) == 20_000
     assert len(lines) == 40_000
+
+
+# --- bounded work: processes at once, bytes held per pipe ---------------------
+
+
+def yes_processes():
+    me = psutil.Process()
+    return [p for p in me.children(recursive=True) if p.name() == "yes"]
+
+
+def test_twenty_requests_run_at_most_max_running_commands():
+    """Past MAX_RUNNING commands, a request is a 503 with Retry-After, before
+    any process starts; a slot is free again once its response is closed."""
+    client = app.test_client()
+    responses, refused, most = [], [], 0
+    for _ in range(20):
+        response = client.get("/run/yes?n=1")
+        if response.status_code == 503:
+            refused.append(response)
+            continue
+        responses.append(response)
+        assert next(iter(response.response))  # the command runs: it wrote
+        most = max(most, len(yes_processes()))
+    assert len(responses) == MAX_RUNNING and most == MAX_RUNNING
+    assert len(refused) == 20 - MAX_RUNNING
+    assert all(r.headers["Retry-After"] == "5" for r in refused)
+    assert b"too many commands are running" in refused[0].data
+    for response in responses:
+        response.close()
+    assert wait_until(lambda: yes_processes() == [], 10)
+    again = client.get("/run/count?n=1")
+    assert again.status_code == 200 and b'"exit": 0' in again.data
+
+
+def test_head_requests_start_nothing_and_keep_no_slot():
+    client = app.test_client()
+    for _ in range(MAX_RUNNING + 2):
+        response = client.head("/run/yes?n=1")
+        assert response.status_code == 200 and response.data == b""
+        response.close()
+    assert yes_processes() == []
+    assert client.get("/run/count?n=1").status_code == 200
+
+
+def test_a_progress_bar_redrawn_with_cr_is_one_record_per_update():
+    body = app.test_client().get("/run/progress?n=3").get_data(as_text=True)
+    records = [json.loads(line) for line in body.splitlines()]
+    assert records == [
+        {"stdout": ""},  # the "\r" that starts the first update ends an empty line
+        {"stdout": "1 of 3"},
+        {"stdout": "2 of 3"},
+        {"stdout": "3 of 3"},
+        {"exit": 0, "timed_out": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reads", "lines"),
+    [
+        ([b"a\r\nb\r\n"], [b"a", b"b"]),
+        ([b"a\r", b"\nb\n"], [b"a", b"b"]),  # "\r\n" cut between two reads
+        ([b"a\r", b"\r\n"], [b"a", b""]),
+        ([b"1%\r2%\r", b"3%\n"], [b"1%", b"2%", b"3%"]),
+        ([b"a\n\nb"], [b"a", b"", b"b"]),
+    ],
+)
+def test_crlf_cr_and_lf_each_end_one_line(reads, lines):
+    split = Lines()
+    got = [line for data in reads for line in split.feed(data)]
+    assert got + split.end() == lines
+
+
+def test_output_without_a_newline_is_sent_in_pieces_with_bounded_memory():
+    """8 MB with no line end: without MAX_LINE the pending line grew to the
+    whole output (and was copied on every read)."""
+    size = 8 * 1024 * 1024
+    code = f"import sys; sys.stdout.write('.' * {size})"
+    proc = start([sys.executable, "-c", code])
+    tracemalloc.start()
+    try:
+        lengths = [len(line) for batch in output(proc) for _, line in batch]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        stop(proc)
+    assert sum(lengths) == size and max(lengths) == MAX_LINE
+    print(f"8 MiB without a newline: peak {peak / 1024:.0f} KiB")
+    assert peak < 1024 * 1024
