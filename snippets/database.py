@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from functools import cache
 from itertools import islice
 from pathlib import Path
 
@@ -9,13 +10,22 @@ from flask import Flask, Response, abort, request
 from sqlalchemy import ForeignKey, create_engine, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from snippets.checks import whole_number
+
 app = Flask(__name__)
+# The sample database: a file in the temporary folder (TMPDIR), or STOCK_DB.
+app.config["STOCK_DB"] = os.environ.get("STOCK_DB") or os.path.join(
+    tempfile.gettempdir(), "stock.sqlite3"
+)
 
 SAMPLE_ROWS = 100_000
 CHUNK_SIZE = 64 * 1024
 WAREHOUSES = ("Leeds", "Lyon", "Porto", "Turin")
-DATABASE = Path(app.instance_path) / "stock.sqlite3"
-engine = create_engine(f"sqlite:///{DATABASE}")  # connects on first use only
+
+
+@cache
+def engine_for(path):
+    return create_engine(f"sqlite:///{path}")  # connects on first use only
 
 
 class Base(DeclarativeBase):
@@ -122,17 +132,12 @@ def render_table(engine, stmt, title):
 # [view]
 @app.get("/stock")
 def stock():
-    raw = request.args.get("rows", "1000")
-    try:
-        rows = int(raw)
-    except ValueError:
-        abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= SAMPLE_ROWS:
-        abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
+    rows = whole_number("rows", 1, SAMPLE_ROWS, default=1000)
     warehouse = request.args.get("warehouse")
     if warehouse is not None and warehouse not in WAREHOUSES:
         abort(404, f"no warehouse {warehouse!r}; choose from {', '.join(WAREHOUSES)}")
-    create_sample_database(DATABASE)
+    create_sample_database(app.config["STOCK_DB"])
+    engine = engine_for(app.config["STOCK_DB"])
     stmt = stock_query(warehouse, rows)
     title = f"Stock in {warehouse}" if warehouse else "Stock"
     return Response(render_table(engine, stmt, title), mimetype="text/html")
