@@ -3,6 +3,9 @@ for every string, not only for the examples on the page."""
 
 import csv
 import io
+import os
+import subprocess
+import sys
 import unicodedata
 
 import pytest
@@ -16,6 +19,7 @@ from snippets.csv_export import (
     looks_like_formula,
     neutralise,
 )
+from tests.servers import ROOT
 
 # Text with many of the characters that matter: line ends, quotes, commas,
 # formula characters, their full-width forms, spaces and invisible ones.
@@ -106,3 +110,31 @@ def test_formula_behind_look_alikes_spaces_or_invisible_characters_is_guarded(va
 @pytest.mark.parametrize("value", ["ok", " hello", "a=b", "\u00a0x", "", "'=1"])
 def test_text_that_is_not_a_formula_is_left_alone(value):
     assert neutralise(value) == value
+
+
+# --- the recipe ------------------------------------------------------------------
+
+
+def recipe_text():
+    source = (ROOT / "snippets" / "csv_export.py").read_text()
+    return source.split("# [recipe]\n")[1].split("# [recipe-end]")[0]
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """The recipe region, pasted alone into app.py and imported where the
+    snippets package is not on the path: its first route answers a plain
+    GET with a streamed 200 of every seeded row, quoted and guarded."""
+    recipe = recipe_text()
+    assert "snippets" not in recipe
+    (tmp_path / "app.py").write_text(recipe)
+    code = (
+        "import csv, io\n"
+        "from app import app\n"
+        "response = app.test_client().get('/orders.csv')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "assert response.mimetype == 'text/csv'\n"
+        "rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))\n"
+        'assert len(rows) == 10_001 and rows[2][2] == "\'=HYPERLINK(\\"http://x\\")"\n'
+    )
+    env = {"PATH": os.defpath}  # no PYTHONPATH: the snippets package is not there
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
