@@ -6,6 +6,8 @@ from zipfile import ZIP_DEFLATED
 from flask import Flask, Response, abort, request
 from zipstream import ZipStream
 
+from snippets.checks import whole_number
+
 app = Flask(__name__)
 
 FILES_DIR = Path(__file__).resolve().parent  # the files on offer: these snippets
@@ -66,9 +68,21 @@ def build_zip(files=(), generated=(), *, compress_type=ZIP_DEFLATED):
 
 
 # [view]
+def on_offer():
+    """The .py files in FILES_DIR, by name: regular files only, none through
+    a symlink that leads out of the folder, no FIFO or device (reading one
+    could block, or never end)."""
+    offered, folder = {}, FILES_DIR.resolve()
+    for path in folder.glob("*.py"):
+        real = path.resolve()
+        if real.parent == folder and real.is_file():
+            offered[path.name] = real
+    return offered
+
+
 @app.get("/bundle.zip")
 def bundle():
-    offered = {path.name: path for path in FILES_DIR.glob("*.py")}
+    offered = on_offer()
     names = request.args.getlist("file")
     if len(names) > MAX_FILES or len(set(names)) != len(names):
         abort(400, f"ask for at most {MAX_FILES} different files")
@@ -76,15 +90,7 @@ def bundle():
         # A whitelist, not a path: "../conftest.py" is simply not on offer.
         if name not in offered:
             abort(404, f"no file named {name!r} is on offer")
-    rows = 0  # no generated member unless asked for
-    if "rows" in request.args:
-        raw = request.args["rows"]
-        try:
-            rows = int(raw)
-        except ValueError:
-            abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-        if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
-            abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
+    rows = whole_number("rows", 1, MAX_ROWS, default=0)  # 0: no generated member
     if not names and not rows:
         abort(400, "ask for at least one file or for rows")
 

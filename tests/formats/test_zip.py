@@ -2,6 +2,7 @@
 
 import bisect
 import io
+import os
 import struct
 import time
 import zipfile
@@ -10,6 +11,7 @@ from zipfile import ZIP_STORED
 
 import pytest
 
+from snippets import zip as zip_download
 from snippets.zip import (
     CHUNK_SIZE,
     FILES_DIR,
@@ -110,6 +112,58 @@ def test_bad_request_is_refused_before_streaming(query, status, message):
 def test_too_many_files_is_a_400():
     query = "&".join(f"file=f{i}.py" for i in range(MAX_FILES + 1))
     assert app.test_client().get(f"/bundle.zip?{query}").status_code == 400
+
+
+# --- the folder on offer: symlinks and special files ----------------------------
+
+
+@pytest.fixture
+def offered_folder(tmp_path, monkeypatch):
+    """FILES_DIR is a folder of this test's own, holding one real file, a
+    symlink out of it, a symlink within it, a FIFO and a folder, each named
+    like a file on offer; beside it, the secret a symlink points at."""
+    folder = tmp_path / "offered"
+    folder.mkdir()
+    (folder / "real.py").write_text("print('real')\n")
+    (tmp_path / "secret.py").write_text("SECRET = 'outside the folder'\n")
+    (folder / "escape.py").symlink_to(tmp_path / "secret.py")
+    (folder / "passwd.py").symlink_to("/etc/passwd")
+    (folder / "alias.py").symlink_to(folder / "real.py")
+    os.mkfifo(folder / "pipe.py")
+    (folder / "folder.py").mkdir()
+    monkeypatch.setattr(zip_download, "FILES_DIR", folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["escape.py", "passwd.py", "pipe.py", "folder.py"])
+def test_symlinks_out_of_the_folder_and_special_files_are_not_on_offer(
+    offered_folder, name
+):
+    """A symlink inside the folder that leads out of it, a FIFO (reading it
+    would block for ever) and a folder are a 404, not a member."""
+    response = app.test_client().get(f"/bundle.zip?file={name}")
+    assert response.status_code == 404
+    assert b"is on offer" in response.data
+
+
+def test_a_symlink_within_the_folder_is_served(offered_folder):
+    response = app.test_client().get("/bundle.zip?file=real.py&file=alias.py")
+    assert response.status_code == 200
+    archive = open_zip(response.data)
+    assert archive.read("alias.py") == archive.read("real.py") == b"print('real')\n"
+
+
+@pytest.mark.parametrize(
+    "query", ["file=ndjson.py", "rows=10", "file=ndjson.py&rows=10"]
+)
+def test_head_answers_like_get_and_builds_nothing(query):
+    client = app.test_client()
+    get, head = client.get(f"/bundle.zip?{query}"), client.head(f"/bundle.zip?{query}")
+    assert head.status_code == get.status_code == 200
+    assert head.data == b""
+    assert head.headers.get("Content-Length") == get.headers.get("Content-Length")
+    get.close()
+    head.close()
 
 
 # --- ZIP64: a member over 4 GiB, streamed into a sparse file -----------------
