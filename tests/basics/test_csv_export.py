@@ -115,19 +115,26 @@ def test_text_that_is_not_a_formula_is_left_alone(value):
 # --- the recipe ------------------------------------------------------------------
 
 
-def recipe_text():
-    source = (ROOT / "snippets" / "csv_export.py").read_text()
+def recipe_text(snippet):
+    source = (ROOT / "snippets" / f"{snippet}.py").read_text()
     return source.split("# [recipe]\n")[1].split("# [recipe-end]")[0]
 
 
-def test_the_recipe_alone_runs_as_a_file(tmp_path):
-    """The recipe region, pasted alone into app.py and imported where the
-    snippets package is not on the path: its first route answers a plain
-    GET with a streamed 200 of every seeded row, quoted and guarded."""
-    recipe = recipe_text()
+def run_recipe_alone(tmp_path, snippet, check):
+    """Write the recipe region of ``snippets/<snippet>.py`` alone to
+    ``app.py`` and run ``check`` (Python source that imports ``app``) in a
+    fresh interpreter where the snippets package is not on the path."""
+    recipe = recipe_text(snippet)
     assert "snippets" not in recipe
     (tmp_path / "app.py").write_text(recipe)
-    code = (
+    env = {"PATH": os.defpath}  # no PYTHONPATH: the snippets package is not there
+    subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, check=True)
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """The recipe region, pasted alone into app.py: its first route answers
+    a plain GET with a streamed 200 of every seeded row, quoted and guarded."""
+    check = (
         "import csv, io\n"
         "from app import app\n"
         "response = app.test_client().get('/orders.csv')\n"
@@ -136,5 +143,4 @@ def test_the_recipe_alone_runs_as_a_file(tmp_path):
         "rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))\n"
         'assert len(rows) == 10_001 and rows[2][2] == "\'=HYPERLINK(\\"http://x\\")"\n'
     )
-    env = {"PATH": os.defpath}  # no PYTHONPATH: the snippets package is not there
-    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
+    run_recipe_alone(tmp_path, "csv_export", check)

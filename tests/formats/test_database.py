@@ -15,8 +15,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, joinedload, mapped_column
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from snippets import database as stock_table
-from snippets.database import (
+from snippets import database_stock as stock_table
+from snippets.database_stock import (
     CHUNK_SIZE,
     SAMPLE_ROWS,
     Item,
@@ -26,6 +26,7 @@ from snippets.database import (
     render_table,
     stock_query,
 )
+from tests.basics.test_csv_export import run_recipe_alone
 from tests.servers import ROOT, server_env
 
 MiB = 1024 * 1024
@@ -358,7 +359,7 @@ def test_sample_database_is_made_in_the_temporary_folder_and_nowhere_else(tmp_pa
     so it outlived a run in one process)."""
     start = time.time() - 1  # file times can lag the clock by a tick
     code = (
-        "from snippets.database import app\n"
+        "from snippets.database_stock import app\n"
         "response = app.test_client().get('/stock?rows=2')\n"
         "assert response.status_code == 200 and b'SKU-000002' in response.data\n"
         "response.close()\n"
@@ -368,3 +369,19 @@ def test_sample_database_is_made_in_the_temporary_folder_and_nowhere_else(tmp_pa
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
     assert (tmp_path / "stock.sqlite3").is_file()
     assert sqlite_files_changed_since(start) == []
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """snippets/database.py's recipe, pasted alone into app.py: a streamed
+    200 whose head comes before any row, every seeded row escaped."""
+    check = (
+        "from app import app\n"
+        "response = app.test_client().get('/items')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "assert response.mimetype == 'text/html'\n"
+        "chunks = list(response.response)\n"
+        "assert b'<tr>' not in chunks[0] and len(chunks) > 2\n"
+        "body = b''.join(chunks)\n"
+        "assert body.count(b'<tr>') == 10_000 and b'Item &lt;1&gt;' in body\n"
+    )
+    run_recipe_alone(tmp_path, "database", check)
