@@ -21,6 +21,7 @@ from snippets.zip import (
     regroup,
     squares_csv,
 )
+from tests.basics.test_csv_export import run_recipe_alone
 
 MiB = 1024 * 1024
 FOUR_GIB = 4 * 1024 * MiB
@@ -305,3 +306,27 @@ def test_zipfile_writes_to_an_unseekable_stream():
     assert len(out.writes) > 1  # many writes, not one iterator of chunks
     body = b"".join(out.writes)
     assert zipfile.ZipFile(io.BytesIO(body)).read("a.txt") == b"hello"
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """snippets/zip.py's recipe, pasted alone into app.py: a streamed 200
+    with the exact Content-Length, whose archive holds app.py itself."""
+    check = (
+        "import io, zipfile\n"
+        "from app import app\n"
+        "response = app.test_client().get('/files.zip')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "assert response.mimetype == 'application/zip'\n"
+        "assert int(response.headers['Content-Length']) == len(response.data)\n"
+        "archive = zipfile.ZipFile(io.BytesIO(response.data))\n"
+        "assert archive.testzip() is None and archive.namelist() == ['app.py']\n"
+        "assert archive.read('app.py') == open('app.py', 'rb').read()\n"
+    )
+    run_recipe_alone(tmp_path, "zip", check)
+
+
+def test_files_zip_offers_only_regular_files_inside_the_folder(offered_folder):
+    response = app.test_client().get("/files.zip")
+    assert response.status_code == 200
+    archive = open_zip(response.data)
+    assert sorted(archive.namelist()) == ["alias.py", "real.py"]
