@@ -13,8 +13,9 @@ import psutil
 import pytest
 from flask import Flask, Response
 
-from snippets import command_output
-from snippets.command_output import (
+from snippets import command_output as recipe
+from snippets import command_output_full as command_output
+from snippets.command_output_full import (
     COMMANDS,
     MAX_LINE,
     MAX_RUNNING,
@@ -25,6 +26,7 @@ from snippets.command_output import (
     start,
     stop,
 )
+from tests.basics.test_csv_export import run_recipe_alone
 from tests.servers import require_binary, wait_until
 
 
@@ -572,3 +574,75 @@ def test_output_without_a_newline_is_sent_in_pieces_with_bounded_memory():
     assert sum(lengths) == size and max(lengths) == MAX_LINE
     print(f"8 MiB without a newline: peak {peak / 1024:.0f} KiB")
     assert peak < 1024 * 1024
+
+
+# --- the recipe: snippets/command_output.py ----------------------------------
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """The recipe, pasted alone into app.py: a streamed NDJSON 200, each
+    line of the command a record, then its exit status."""
+    check = (
+        "import json\n"
+        "from app import app\n"
+        "response = app.test_client().get('/run/count')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "assert response.mimetype == 'application/x-ndjson'\n"
+        "records = [json.loads(r) for r in response.data.splitlines()]\n"
+        "assert records == [*({'line': str(i)} for i in range(1, 6)), {'exit': 0}]\n"
+        "response.close()\n"
+    )
+    run_recipe_alone(tmp_path, "command_output", check)
+
+
+@pytest.fixture
+def recipe_commands(monkeypatch):
+    """Commands for the recipe's allow-list: a line with every line end and
+    100,000 bytes with none; a process tree that runs until it is killed."""
+    progress = 'import sys; sys.stdout.write("a\\rb\\r\\nc\\n" + "x" * 100_000)'
+    commands = {
+        "ends": [sys.executable, "-c", progress],
+        "tree": [sys.executable, "-u", "-c", TREE, "600"],
+    }
+    monkeypatch.setattr(recipe, "COMMANDS", commands)
+
+
+def test_recipe_lines_end_at_any_line_end_and_are_cut_at_max_line(recipe_commands):
+    response = recipe.app.test_client().get("/run/ends")
+    records = [json.loads(r) for r in response.get_data(as_text=True).splitlines()]
+    response.close()
+    lines = [r["line"] for r in records[:-1]]
+    assert lines[:3] == ["a", "b", "c"] and records[-1] == {"exit": 0}
+    assert [len(line) for line in lines[3:]] == [recipe.MAX_LINE, 100_000 - 65536]
+
+
+def test_recipe_kills_the_command_and_its_child_when_the_body_is_closed(
+    recipe_commands,
+):
+    response = recipe.app.test_client().get("/run/tree")
+    chunks = iter(response.response)
+    first = json.loads(next(chunks))["line"]
+    command, worker = map(int, first.split()[1:])
+    assert running(command) and running(worker)
+    response.close()
+    assert wait_until(lambda: not running(command) and not running(worker), 10)
+
+
+def test_recipe_runs_at_most_eight_commands_and_frees_a_slot_on_close(
+    recipe_commands,
+):
+    client = recipe.app.test_client()
+    responses = [client.get("/run/tree") for _ in range(8)]
+    for response in responses:
+        next(iter(response.response))  # each command has started
+    refused = client.get("/run/tree")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    refused.close()
+    for response in responses:
+        response.close()
+    again = client.get("/run/ends")
+    assert again.status_code == 200
+    again.close()
+    head = client.head("/run/ends")
+    assert head.status_code == 200 and head.data == b""
+    head.close()

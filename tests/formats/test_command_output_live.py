@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from snippets import command_output
+from snippets import command_output_full as command_output
 from tests.formats.test_command_output import blocked_writing_a_full_pipe, running
 from tests.servers import (
     gunicorn,
@@ -74,7 +74,7 @@ def serve(kind):
     else:
         args = ("--threads", "4")
         with gunicorn(
-            "snippets.command_output:app", worker_class="gthread", args=args
+            "snippets.command_output_full:app", worker_class="gthread", args=args
         ) as (url, proc):
             yield Server(url, proc.pid, lambda: read_log(proc))
 
