@@ -116,7 +116,5 @@ def seed(count):
 seed(10_000)
 # [recipe-end]
 
-# Rows made on the fly, as many as asked for: the batching and memory
-# examples (and the Performance page) use them without a database.
-fetch_rows = demo_rows
+fetch_rows = demo_rows  # rows on the fly, as many as asked: no database
 MAX_ROWS = 1_000_000  # a larger ?rows= is a 400 (csv_export_limits.py)

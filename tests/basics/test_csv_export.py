@@ -2,6 +2,7 @@
 for every string, not only for the examples on the page."""
 
 import csv
+import importlib
 import io
 import os
 import subprocess
@@ -144,3 +145,17 @@ def test_the_recipe_alone_runs_as_a_file(tmp_path):
         'assert len(rows) == 10_001 and rows[2][2] == "\'=HYPERLINK(\\"http://x\\")"\n'
     )
     run_recipe_alone(tmp_path, "csv_export", check)
+
+
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [("csv_export", "/orders.csv"), ("csv_export_limits", "/export.csv?rows=5")],
+)
+def test_head_answers_like_get_with_no_body(module, path):
+    app = importlib.import_module(f"snippets.{module}").app
+    client = app.test_client()
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers == get.headers and head.data == b""
+    get.close()
+    head.close()

@@ -491,14 +491,25 @@ def test_lines_written_whole_by_two_processes_arrive_whole():
 # --- bounded work: processes at once, bytes held per pipe ---------------------
 
 
+def all_slots_free(cap=MAX_RUNNING, timeout=30):
+    """Wait until no stream holds a slot (an earlier test's stream may still
+    be cleaning up), by taking every slot, then giving them back."""
+    taken = [command_output.running.acquire(timeout=timeout) for _ in range(cap)]
+    for _ in range(sum(taken)):
+        command_output.running.release()
+    return all(taken)
+
+
 def yes_processes():
     me = psutil.Process()
     return [p for p in me.children(recursive=True) if p.name() == "yes"]
 
 
-def test_twenty_requests_run_at_most_max_running_commands():
+def test_twenty_requests_run_at_most_max_running_commands(monkeypatch):
     """Past MAX_RUNNING commands, a request is a 503 with Retry-After, before
     any process starts; a slot is free again once its response is closed."""
+    monkeypatch.setitem(COMMANDS, "yes", (["yes"], 60))  # not its own 3 s
+    assert all_slots_free()
     client = app.test_client()
     responses, refused, most = [], [], 0
     for _ in range(20):
@@ -646,3 +657,9 @@ def test_recipe_runs_at_most_eight_commands_and_frees_a_slot_on_close(
     head = client.head("/run/ends")
     assert head.status_code == 200 and head.data == b""
     head.close()
+
+
+def test_recipe_refuses_a_command_not_in_the_list():
+    response = recipe.app.test_client().get("/run/rm")
+    assert response.status_code == 404
+    assert b"no command named &#39;rm&#39;" in response.data

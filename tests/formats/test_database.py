@@ -1,5 +1,6 @@
 """formats/database: flat memory, and the three traps of streaming from a DB."""
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -385,3 +386,16 @@ def test_the_recipe_alone_runs_as_a_file(tmp_path):
         "assert body.count(b'<tr>') == 10_000 and b'Item &lt;1&gt;' in body\n"
     )
     run_recipe_alone(tmp_path, "database", check)
+
+
+@pytest.mark.parametrize(
+    ("module", "path"), [("database", "/items"), ("database_stock", "/stock?rows=5")]
+)
+def test_head_answers_like_get_with_no_body(module, path):
+    app = importlib.import_module(f"snippets.{module}").app
+    client = app.test_client()
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers == get.headers and head.data == b""
+    get.close()
+    head.close()

@@ -656,3 +656,12 @@ def test_formula_like_text_reads_the_same_in_csv_and_both_excel_exports(text):
     # XlsxWriter writes \r as Excel's escape _x000D_, which Excel reads back
     # as \r and openpyxl leaves as it is (as _x0007_ above).
     assert built[1] == [(csv_cell.replace("\r", "_x000D_"), "s")]
+
+
+@pytest.mark.parametrize("path", ["/export.xlsx?rows=5", "/built.xlsx?rows=5"])
+def test_head_answers_like_get_with_no_body(path):
+    get, head = client(path).get(path), client(path).head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers == get.headers and head.data == b""
+    get.close()
+    head.close()

@@ -231,6 +231,14 @@ class Sparse(io.RawIOBase):
 
 
 def test_zip64_member_over_4_gib_streams_and_reads_back():
+    """Without 4 GiB of disk: a 4 GiB + 1 MiB member (one reused zero-filled
+    buffer, yielded again and again) and a small member go through
+    build_zip and regroup into a sparse record in memory. Chunks that are
+    not all zeros are kept with their offsets, each run of zeros only as its
+    length, so it reads back exactly as streamed, seekable like a file, from
+    under 64 MiB. The test finds the ZIP64 end records and has zipfile read
+    every byte of both members, checking each CRC: the 4 GiB member's CRC-32
+    is computed twice, once while streaming and once reading back."""
     started = time.monotonic()
     expected_size = 4097 * MiB + 3
     archive = build_zip(
