@@ -24,6 +24,7 @@ MAX_LINE = 64 * 1024  # a longer line comes in pieces
 running = threading.BoundedSemaphore(8)  # commands at once
 
 
+@app.get("/run", defaults={"name": "disk"})
 @app.get("/run/<name>")
 def run(name):
     if name not in COMMANDS:
