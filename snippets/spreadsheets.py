@@ -1,6 +1,7 @@
 """A large Excel export: the sheet's XML generated row by row and zipped while
 it downloads. snippets/spreadsheets_built.py builds one with XlsxWriter."""
 
+# [recipe]
 import itertools
 import math
 import re
@@ -9,55 +10,42 @@ from decimal import Decimal
 from xml.sax.saxutils import escape
 from zipfile import ZIP_DEFLATED
 
-from flask import Flask, Response, request
-from werkzeug.utils import secure_filename
+from flask import Flask, Response
 from xlsxwriter.utility import xl_rowcol_to_cell
 from zipstream import ZipStream
-
-from snippets.checks import whole_number
-from snippets.csv_export import neutralise
 
 app = Flask(__name__)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_ROWS = 1_048_575  # Excel's limit is 1,048,576 rows; one is the header
-CHUNK_SIZE = 64 * 1024
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # XML 1.0 forbids
-SURROGATE = re.compile("[\ud800-\udfff]")  # half a character: UTF-8 cannot hold it
+ROWS = 1000  # rows in the demo report
+CHUNK_SIZE = 64 * 1024  # bytes of sheet XML per piece
 HEADER = ("id", "customer", "note", "amount", "joined", "active")
-EPOCH = datetime(1899, 12, 30)  # Excel stores a date as the days since this one
+EPOCH = datetime(1899, 12, 30)  # Excel's day 0
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+SURROGATE = re.compile("[\ud800-\udfff]")  # no UTF-8 form
 
 
-def fetch_rows(count):
-    """Stand-in for a database cursor: text, numbers, dates and booleans."""
-    notes = ['said "hi" <b>&</b>', '=HYPERLINK("http://x")', "bell\x07", "@SUM(A1)"]
-    start = date(2024, 1, 1)
-    for i in range(1, count + 1):
-        note = notes[(i - 1) % len(notes)]
-        yield i, "Zoë, Countess", note, -10.5 * i, start + timedelta(i), i % 2 == 0
+@app.get("/report.xlsx")
+def report():
+    name = "attachment; filename=report.xlsx"
+    return Response(
+        streamed_xlsx(fetch_rows(ROWS)),
+        mimetype=XLSX,
+        headers={"Content-Disposition": name},
+    )
 
 
-# [plain]
-def plain(value):
-    """What both exports write: numbers Excel can hold, dates without a time
-    zone (Excel has none: UTC), text XML can carry and the CSV guard passes;
-    None, an empty cell, for NaN and infinity (Excel has neither)."""
-    if isinstance(value, Decimal):
-        value = float(value)  # Excel keeps 15 significant digits
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    if value is None or isinstance(value, int | float | date):
-        return value
-    text = NOT_XML.sub("", SURROGATE.sub("\ufffd", str(value)))
-    return neutralise(text)  # the one guard, from the CSV export
+def streamed_xlsx(rows):
+    """A whole .xlsx as an iterable of bytes: four small
+    parts and the sheet, made while the archive is read."""
+    archive = ZipStream(compress_type=ZIP_DEFLATED)
+    for name, xml in PARTS.items():
+        archive.add(xml.encode(), name)
+    sheet = sheet_xml(itertools.chain([HEADER], rows))
+    archive.add(sheet, "xl/worksheets/sheet1.xml")
+    return archive
 
 
-# [plain-end]
-
-
-# [cell]
 def cell(row, col, value):
     """One <c> element. Text is an inline string: never a formula."""
     ref, value = xl_rowcol_to_cell(row, col), plain(value)  # (0, 0) is "A1"
@@ -90,10 +78,37 @@ def sheet_xml(rows):
     yield b"".join(batch) + b"</sheetData></worksheet>"
 
 
-# [cell-end]
+def plain(value):
+    """What both exports write: numbers Excel can hold, dates without a time
+    zone (Excel has none: UTC), text XML can carry and the CSV guard passes;
+    None, an empty cell, for NaN and infinity (Excel has neither)."""
+    if isinstance(value, Decimal):
+        value = float(value)  # Excel keeps 15 significant digits
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    if value is None or isinstance(value, int | float | date):
+        return value
+    text = SURROGATE.sub("\ufffd", str(value))
+    return guard(NOT_XML.sub("", text))
 
 
-# [parts]
+def guard(text):
+    """An inline string is never a formula: text stays text.
+    (Below the recipe, the CSV export's guard replaces this.)"""
+    return text
+
+
+def fetch_rows(count):
+    """Stand-in for a database cursor: text, numbers, dates and booleans."""
+    notes = ['said "hi" <b>&</b>', '=HYPERLINK("http://x")', "bell\x07", "@SUM(A1)"]
+    start = date(2024, 1, 1)
+    for i in range(1, count + 1):
+        note = notes[(i - 1) % len(notes)]
+        yield i, "Zoë, Countess", note, -10.5 * i, start + timedelta(i), i % 2 == 0
+
+
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 PKG = "http://schemas.openxmlformats.org/package/2006"
@@ -131,17 +146,17 @@ PARTS = {
     '<cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>',
 }
 
+# [recipe-end]
 
-def streamed_xlsx(rows):
-    """A whole .xlsx as an iterable of bytes: four small parts and the sheet."""
-    archive = ZipStream(compress_type=ZIP_DEFLATED)
-    for name, xml in PARTS.items():
-        archive.add(xml.encode(), name)
-    archive.add(sheet_xml(itertools.chain([HEADER], rows)), "xl/worksheets/sheet1.xml")
-    return archive
+# The same export with ?rows= and ?name=, and the CSV export's formula guard,
+# so text reads the same in both formats.
+from flask import request  # noqa: E402
+from werkzeug.utils import secure_filename  # noqa: E402
 
+from snippets.checks import whole_number  # noqa: E402
+from snippets.csv_export import neutralise as guard  # noqa: E402, F811
 
-# [parts-end]
+MAX_ROWS = 1_048_575  # Excel's limit is 1,048,576 rows; one is the header
 
 
 def attachment_name():

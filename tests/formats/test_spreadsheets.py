@@ -44,7 +44,7 @@ from snippets.spreadsheets import (
     fetch_rows,
     streamed_xlsx,
 )
-from tests.basics.test_csv_export import FORMULA_LIKE
+from tests.basics.test_csv_export import FORMULA_LIKE, run_recipe_alone
 
 DATA = Path(__file__).resolve().parents[2] / "docs" / "formats" / "_data"
 MiB = 1024 * 1024
@@ -665,3 +665,23 @@ def test_head_answers_like_get_with_no_body(path):
     assert head.headers == get.headers and head.data == b""
     get.close()
     head.close()
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """The recipe, pasted alone into app.py: a streamed 200 that openpyxl
+    reads back, every demo row typed, text as text."""
+    check = (
+        "import io, openpyxl\n"
+        "from app import app\n"
+        "response = app.test_client().get('/report.xlsx')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "book = openpyxl.load_workbook(io.BytesIO(response.data), read_only=True)\n"
+        "rows = list(book.worksheets[0].iter_rows(values_only=True))\n"
+        "assert len(rows) == 1001 and rows[2][2] == '=HYPERLINK(\"http://x\")'\n"
+        "book.close()\n"
+    )
+    run_recipe_alone(tmp_path, "spreadsheets", check)
+
+
+def test_below_the_recipe_the_csv_guard_replaces_the_recipes():
+    assert spreadsheet.guard is neutralise
