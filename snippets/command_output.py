@@ -1,153 +1,62 @@
-"""A command's output streamed line by line as NDJSON, from a fixed allow-list,
-with stderr and the exit status in-band; the command and every process it
-started are killed when the client leaves or its time is up."""
+"""A command's output streamed line by line, from a fixed allow-list; the
+command and its children are killed when the client leaves.
+snippets/command_output_full.py adds stderr apart, heartbeats and deadlines."""
 
+# [recipe]
 import json
-import logging
 import os
-import selectors
 import signal
 import subprocess
-import sys
 import threading
 from contextlib import suppress
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort
+from werkzeug.exceptions import ServiceUnavailable
 
 app = Flask(__name__)
-app.logger.setLevel(logging.INFO)  # Flask shows only warnings unless debugging
 
-HEARTBEAT = 1.0  # seconds of silence before a heartbeat record
-GRACE = 2.0  # seconds a command gets to exit after SIGTERM
-MAX_N = 10_000_000
-
-# [commands]
-# Stand-ins for real tools (a build, a report): three small Python programs
-# and two from coreutils. "-u": Python writes what it prints at once,
-# instead of when its buffer is full.
-PY = [sys.executable, "-u", "-c"]
-COUNT = "import sys\nfor i in range(int(sys.argv[1])): print('line', i + 1)"
-FAIL = "import sys\nprint('checking', sys.argv[1]); sys.exit('disk full')"
-# "tree" and its child share one pipe, so each writes a line in one write():
-# print() makes one per piece, and the other's line can land between them.
-TREE = """import os, signal, subprocess, sys, time
-worker = subprocess.Popen([sys.executable, "-c", "import os, signal, time;"
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN);"
-    "os.write(1, b'worker ready' + os.linesep.encode()); time.sleep(600)"
-])  # a child of the command that ignores SIGTERM
-os.write(1, f"pids {os.getpid()} {worker.pid}\\n".encode())
-for i in range(int(sys.argv[1])):
-    os.write(1, f"tick {i + 1}\\n".encode())
-    time.sleep(0.1)
-worker.kill()
-"""
-# name: (argv without its last argument, seconds the command may run)
+# Whole commands, chosen by name: nothing from the request.
 COMMANDS = {
-    "count": ([*PY, COUNT], 5),
-    "fail": ([*PY, FAIL], 5),
-    "tree": ([*PY, TREE], 30),
-    "sleep": (["sleep"], 2),  # any program on the PATH works the same way
-    "yes": (["yes"], 3),  # endless output, as fast as it can be read
+    "disk": ["df", "-h"],
+    "count": ["seq", "1", "5"],
 }
-# [commands-end]
+MAX_LINE = 64 * 1024  # a longer line comes in pieces
+running = threading.BoundedSemaphore(8)  # commands at once
 
 
-# [start]
-def start(argv):
-    return subprocess.Popen(
-        argv,  # a list, no shell: nothing in it is ever parsed as shell syntax
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        # Only what the command needs: not the app's secrets. PYTHONUNBUFFERED
-        # also reaches Python programs that the command starts.
-        env={"PATH": os.defpath, "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"},
-        start_new_session=True,  # its own process group, for its children too
-    )
-
-
-def stop(proc):
-    """End the command and every process in its group."""
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        proc.wait(GRACE)
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # what ignored SIGTERM, or lingers
-    proc.wait()
-
-
-# [start-end]
-
-
-# [output]
-def output(proc):
-    """Yield lists of (stream, line) as the pipes deliver them, and an empty
-    list after HEARTBEAT seconds of silence. Ends when both pipes close."""
-    pending = {proc.stdout: b"", proc.stderr: b""}
-    names = {proc.stdout: "stdout", proc.stderr: "stderr"}
-    with selectors.DefaultSelector() as selector:
-        for pipe in pending:
-            selector.register(pipe, selectors.EVENT_READ)
-        while selector.get_map():
-            ready = selector.select(HEARTBEAT)
-            lines = []
-            for key, _ in ready:
-                pipe = key.fileobj
-                data = os.read(key.fd, 65536)
-                if not data:  # closed: by the command and all its children
-                    selector.unregister(pipe)
-                    data = b"\n" if pending[pipe] else b""  # a last, unended line
-                *complete, pending[pipe] = (pending[pipe] + data).split(b"\n")
-                lines += [
-                    (names[pipe], line.decode(errors="replace")) for line in complete
-                ]
-            if lines or not ready:
-                yield lines
-
-
-# [output-end]
-
-
-# [view]
+@app.get("/run", defaults={"name": "disk"})
 @app.get("/run/<name>")
 def run(name):
     if name not in COMMANDS:
         abort(404, f"no command named {name!r}")
-    raw = request.args.get("n", "3")
-    # ASCII digits only, and short: int() refuses strings of over 4,300 digits.
-    short = raw.isascii() and raw.isdecimal() and len(raw) <= len(str(MAX_N))
-    if not short or not 1 <= int(raw) <= MAX_N:
-        abort(400, f"n must be a whole number from 1 to {MAX_N:,}")
-    argv, seconds = COMMANDS[name]
-    argv = [*argv, str(int(raw))]  # the only value from the request, checked
-
-    def stream():
-        # Started here, not in the view: a body that is never iterated (the
-        # answer to a HEAD request) starts nothing, so it leaves nothing behind.
-        proc = start(argv)
-        expired = threading.Event()
-
-        def expire():  # runs in the timer's thread, even while we wait to write
-            expired.set()
-            stop(proc)
-
-        timer = threading.Timer(seconds, expire)
-        timer.start()
-        try:
-            for lines in output(proc):
-                # What one read returned goes out as one chunk; silence, as a
-                # heartbeat, so a client that left is noticed.
-                chunk = "".join(json.dumps({s: line}) + "\n" for s, line in lines)
-                yield chunk or '{"heartbeat": true}\n'
-            status = {"exit": proc.wait(), "timed_out": expired.is_set()}
-            yield json.dumps(status) + "\n"  # no such record: the stream was cut
-        finally:
-            timer.cancel()
-            stop(proc)  # the client left, the time ran out, or it ended
-            app.logger.info("cleaned up %s: exit %s", name, proc.returncode)
-
-    return Response(stream(), mimetype="application/x-ndjson")
+    if not running.acquire(blocking=False):
+        raise ServiceUnavailable("too busy", retry_after=5)
+    body = Response(lines(COMMANDS[name]))
+    body.mimetype = "application/x-ndjson"
+    body.call_on_close(running.release)
+    return body
 
 
-# [view-end]
+def lines(argv):
+    proc = subprocess.Popen(
+        argv,  # a list, no shell
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,  # "\n", "\r\n" and "\r" end a line
+        errors="replace",
+        env={"PATH": os.defpath},  # not the app's secrets
+        start_new_session=True,  # a group, children too
+    )
+    try:
+        while line := proc.stdout.readline(MAX_LINE):
+            record = {"line": line.rstrip("\n")}
+            yield json.dumps(record) + "\n"
+        yield json.dumps({"exit": proc.wait()}) + "\n"
+    finally:  # done, or the client left: end the group
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# [recipe-end]

@@ -1,141 +1,74 @@
-"""A large HTML table streamed from SQLite through SQLAlchemy, row by row."""
+"""A large HTML table streamed from a database, row by row, in flat memory.
+snippets/database_stock.py is the fuller version the page explains."""
 
-import os
-import tempfile
-from itertools import islice
-from pathlib import Path
-
-from flask import Flask, Response, abort, request
-from sqlalchemy import ForeignKey, create_engine, insert, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+# [recipe]
+import sqlalchemy as sa
+from flask import Flask, Response
+from markupsafe import escape
+from sqlalchemy.pool import StaticPool
 
 app = Flask(__name__)
 
-SAMPLE_ROWS = 100_000
-CHUNK_SIZE = 64 * 1024
-WAREHOUSES = ("Leeds", "Lyon", "Porto", "Turin")
-DATABASE = Path(app.instance_path) / "stock.sqlite3"
-engine = create_engine(f"sqlite:///{DATABASE}")  # connects on first use only
+YIELD_PER = 1000  # rows fetched from the database at a time
+CHUNK_SIZE = 64 * 1024  # characters per write
+
+# Your database here. This one is SQLite in memory,
+# shared by every thread (StaticPool), filled by seed().
+engine = sa.create_engine(
+    "sqlite://",
+    poolclass=StaticPool,
+    connect_args={"check_same_thread": False},
+)
+items = sa.Table(
+    "items",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sku", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("quantity", sa.Integer),
+)
 
 
-class Base(DeclarativeBase):
-    pass
+@app.get("/items")
+def item_table():
+    query = sa.select(items).order_by(items.c.id)
+    return Response(table(query), mimetype="text/html")
 
 
-class Supplier(Base):
-    __tablename__ = "supplier"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str]
+HEAD = "<!doctype html><title>Items</title><table>\n"
+ROW = "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n"
 
 
-class Item(Base):
-    __tablename__ = "item"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    sku: Mapped[str]
-    name: Mapped[str]
-    warehouse: Mapped[str] = mapped_column(index=True)
-    quantity: Mapped[int]
-    supplier_id: Mapped[int] = mapped_column(ForeignKey("supplier.id"))
-    supplier: Mapped[Supplier] = relationship()  # lazy: loaded on access
-
-
-# [create]
-def create_sample_database(path, rows=SAMPLE_ROWS):
-    """Build the sample database once; safe when two requests race."""
-    path = Path(path)
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Build a private file, then link it into place: os.link fails if the
-    # name exists, so the first builder wins and nobody sees half a database.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".building")
-    os.close(fd)
-    try:
-        builder = create_engine(f"sqlite:///{tmp}")
-        with builder.connect() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # stored in the file
-        Base.metadata.create_all(builder)
-        with builder.begin() as conn:
-            suppliers = [{"id": i, "name": f"Supplier <{i}>"} for i in range(1, 51)]
-            conn.execute(insert(Supplier), suppliers)
-            items = (
-                {
-                    "id": i,
-                    "sku": f"SKU-{i:06d}",
-                    "name": f"Item {i}",
-                    "warehouse": WAREHOUSES[i % len(WAREHOUSES)],
-                    "quantity": i * 7 % 1000,
-                    "supplier_id": i % 50 + 1,
-                }
-                for i in range(1, rows + 1)
-            )
-            while batch := list(islice(items, 10_000)):
-                conn.execute(insert(Item), batch)
-        builder.dispose()
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False  # another request finished first: use its file
-        return True
-    finally:
-        os.unlink(tmp)  # built or failed half-way, the private file goes
-
-
-# [create-end]
-
-
-# [query]
-def stock_query(warehouse, limit):
-    # Columns, not ORM objects: plain rows that need no session later.
-    columns = Item.id, Item.sku, Item.name, Item.warehouse, Item.quantity
-    stmt = select(*columns, Supplier.name.label("supplier")).join(Item.supplier)
-    if warehouse is not None:
-        stmt = stmt.where(Item.warehouse == warehouse)
-    return stmt.order_by(Item.id).limit(limit)
-
-
-# [query-end]
-
-
-# [render]
-def render_table(engine, stmt, title):
-    macros = app.jinja_env.get_template("stock_table.html").module
-    yield str(macros.head(title))  # the page starts before the query runs
-    # The generator's own connection: opened when the body is iterated,
-    # closed when it ends or the client goes away.
+def table(query):
+    yield HEAD  # the page starts before the query runs
+    query = query.execution_options(yield_per=YIELD_PER)
+    # The generator's own connection: closed when the
+    # table ends or the client leaves.
     with engine.connect() as conn:
-        rows = conn.execute(stmt.execution_options(yield_per=1000))
         batch, size = [], 0
-        for row in rows:
-            html = str(macros.row(row))  # one small template per row
+        for row in conn.execute(query):
+            cells = (row.sku, row.name, row.quantity)
+            html = ROW.format(*map(escape, cells))
             batch.append(html)
             size += len(html)
             if size >= CHUNK_SIZE:
                 yield "".join(batch)
                 batch, size = [], 0
-    yield "".join(batch) + str(macros.foot())
+    yield "".join(batch) + "</table>\n"
 
 
-# [render-end]
+def seed(count):
+    items.metadata.create_all(engine)
+    insert = "INSERT INTO items VALUES (?, ?, ?, ?)"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(insert, list(demo_items(count)))
 
 
-# [view]
-@app.get("/stock")
-def stock():
-    raw = request.args.get("rows", "1000")
-    try:
-        rows = int(raw)
-    except ValueError:
-        abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= SAMPLE_ROWS:
-        abort(400, f"rows must be a whole number from 1 to {SAMPLE_ROWS:,}")
-    warehouse = request.args.get("warehouse")
-    if warehouse is not None and warehouse not in WAREHOUSES:
-        abort(404, f"no warehouse {warehouse!r}; choose from {', '.join(WAREHOUSES)}")
-    create_sample_database(DATABASE)
-    stmt = stock_query(warehouse, rows)
-    title = f"Stock in {warehouse}" if warehouse else "Stock"
-    return Response(render_table(engine, stmt, title), mimetype="text/html")
+def demo_items(count):
+    """A name holds markup, to show it is escaped."""
+    for i in range(1, count + 1):
+        yield i, f"SKU-{i:06d}", f"Item <{i}>", i * 7 % 1000
 
 
-# [view-end]
+seed(10_000)
+# [recipe-end]

@@ -1,34 +1,47 @@
 """A ZIP archive built while it downloads, with zipstream-ng."""
 
+# [recipe]
 from pathlib import Path
-from zipfile import ZIP_DEFLATED
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response
 from zipstream import ZipStream
 
 app = Flask(__name__)
 
-FILES_DIR = Path(__file__).resolve().parent  # the files on offer: these snippets
-CHUNK_SIZE = 64 * 1024
-MAX_FILES = 20
-MAX_ROWS = 1_000_000
+FILES_DIR = Path(__file__).resolve().parent  # what to zip
+CHUNK_SIZE = 64 * 1024  # bytes per write, at least
 
 
-def squares_csv(rows):
-    """A member that exists nowhere on disk: produced while it is zipped."""
-    yield b"n,square\n"
-    for n in range(1, rows + 1):
-        yield b"%d,%d\n" % (n, n * n)
+@app.get("/files.zip")
+def files_zip():
+    archive = ZipStream(sized=True)  # stored: size known
+    for name, path in sorted(on_offer().items()):
+        archive.add_path(path, name)
+    headers = {
+        "Content-Type": "application/zip",
+        "Content-Length": str(len(archive)),
+        "Content-Disposition": "attachment; filename=files.zip",
+    }
+    return Response(regroup(archive), headers=headers)
 
 
-# [regroup]
+def on_offer():
+    """The .py files in FILES_DIR by name: regular files
+    only, no symlink out of the folder, no FIFO or device
+    (reading one could block, or never end)."""
+    offered, folder = {}, FILES_DIR.resolve()
+    for path in folder.glob("*.py"):
+        real = path.resolve()
+        if real.parent == folder and real.is_file():
+            offered[path.name] = real
+    return offered
+
+
 def regroup(chunks, size=CHUNK_SIZE):
-    """Join small chunks until each is at least ``size`` bytes (but the last).
-
-    zipstream-ng yields small headers (55 bytes for a generated member) and
-    one piece per generator item, often empty: sent as they are, each would
-    be its own write and its own HTTP chunk.
-    """
+    """Join small chunks until each is at least ``size``
+    bytes (but the last): zipstream-ng yields small headers
+    and one piece per item a generator member yields, often
+    empty. Sent as they are, each would be its own write."""
     buffer = bytearray()
     for chunk in chunks:
         if not buffer and len(chunk) >= size:
@@ -42,7 +55,23 @@ def regroup(chunks, size=CHUNK_SIZE):
         yield bytes(buffer)
 
 
-# [regroup-end]
+# [recipe-end]
+
+from zipfile import ZIP_DEFLATED  # noqa: E402
+
+from flask import abort, request  # noqa: E402
+
+from snippets.checks import whole_number  # noqa: E402
+
+MAX_FILES = 20
+MAX_ROWS = 1_000_000
+
+
+def squares_csv(rows):
+    """A member that exists nowhere on disk: produced while it is zipped."""
+    yield b"n,square\n"
+    for n in range(1, rows + 1):
+        yield b"%d,%d\n" % (n, n * n)
 
 
 # [build]
@@ -68,7 +97,7 @@ def build_zip(files=(), generated=(), *, compress_type=ZIP_DEFLATED):
 # [view]
 @app.get("/bundle.zip")
 def bundle():
-    offered = {path.name: path for path in FILES_DIR.glob("*.py")}
+    offered = on_offer()
     names = request.args.getlist("file")
     if len(names) > MAX_FILES or len(set(names)) != len(names):
         abort(400, f"ask for at most {MAX_FILES} different files")
@@ -76,15 +105,7 @@ def bundle():
         # A whitelist, not a path: "../conftest.py" is simply not on offer.
         if name not in offered:
             abort(404, f"no file named {name!r} is on offer")
-    rows = 0  # no generated member unless asked for
-    if "rows" in request.args:
-        raw = request.args["rows"]
-        try:
-            rows = int(raw)
-        except ValueError:
-            abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-        if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
-            abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
+    rows = whole_number("rows", 1, MAX_ROWS, default=0)  # 0: no generated member
     if not names and not rows:
         abort(400, "ask for at least one file or for rows")
 

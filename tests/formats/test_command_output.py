@@ -7,13 +7,26 @@ import os
 import signal
 import subprocess
 import sys
+import tracemalloc
 
 import psutil
 import pytest
 from flask import Flask, Response
 
-from snippets import command_output
-from snippets.command_output import COMMANDS, TREE, app, output, start, stop
+from snippets import command_output as recipe
+from snippets import command_output_full as command_output
+from snippets.command_output_full import (
+    COMMANDS,
+    MAX_LINE,
+    MAX_RUNNING,
+    TREE,
+    Lines,
+    app,
+    output,
+    start,
+    stop,
+)
+from tests.basics.test_csv_export import run_recipe_alone
 from tests.servers import require_binary, wait_until
 
 
@@ -180,6 +193,7 @@ def test_head_request_starts_nothing():
     assert response.status_code == 200
     assert response.data == b""
     assert children_running(TREE) == []
+    response.close()  # as a server does: the command's slot is free again
 
 
 def test_popen_in_the_view_leaks_the_command_on_head():
@@ -335,7 +349,10 @@ def test_a_flood_on_stderr_does_not_hold_stdout_back():
     lines = [line for batch in output(proc) for line in batch]
     stop(proc)
     assert ("stdout", "out") in lines
-    assert ("stderr", "e" * 1_000_000) in lines
+    # A line longer than MAX_LINE comes in pieces of MAX_LINE bytes.
+    errors = [line for name, line in lines if name == "stderr"]
+    assert "".join(errors) == "e" * 1_000_000
+    assert {len(line) for line in errors[:-1]} == {MAX_LINE}
 
 
 def test_output_waits_for_children_that_hold_the_pipe():
@@ -469,3 +486,180 @@ def test_lines_written_whole_by_two_processes_arrive_whole():
     assert proc.returncode == 0
     assert lines.count("a" * 99) == lines.count("b" * 99) == 20_000
     assert len(lines) == 40_000
+
+
+# --- bounded work: processes at once, bytes held per pipe ---------------------
+
+
+def all_slots_free(cap=MAX_RUNNING, timeout=30):
+    """Wait until no stream holds a slot (an earlier test's stream may still
+    be cleaning up), by taking every slot, then giving them back."""
+    taken = [command_output.running.acquire(timeout=timeout) for _ in range(cap)]
+    for _ in range(sum(taken)):
+        command_output.running.release()
+    return all(taken)
+
+
+def yes_processes():
+    me = psutil.Process()
+    return [p for p in me.children(recursive=True) if p.name() == "yes"]
+
+
+def test_twenty_requests_run_at_most_max_running_commands(monkeypatch):
+    """Past MAX_RUNNING commands, a request is a 503 with Retry-After, before
+    any process starts; a slot is free again once its response is closed."""
+    monkeypatch.setitem(COMMANDS, "yes", (["yes"], 60))  # not its own 3 s
+    assert all_slots_free()
+    client = app.test_client()
+    responses, refused, most = [], [], 0
+    for _ in range(20):
+        response = client.get("/run/yes?n=1")
+        if response.status_code == 503:
+            refused.append(response)
+            continue
+        responses.append(response)
+        assert next(iter(response.response))  # the command runs: it wrote
+        most = max(most, len(yes_processes()))
+    assert len(responses) == MAX_RUNNING and most == MAX_RUNNING
+    assert len(refused) == 20 - MAX_RUNNING
+    assert all(r.headers["Retry-After"] == "5" for r in refused)
+    assert b"too many commands are running" in refused[0].data
+    for response in responses:
+        response.close()
+    assert wait_until(lambda: yes_processes() == [], 10)
+    again = client.get("/run/count?n=1")
+    assert again.status_code == 200 and b'"exit": 0' in again.data
+
+
+def test_head_requests_start_nothing_and_keep_no_slot():
+    client = app.test_client()
+    for _ in range(MAX_RUNNING + 2):
+        response = client.head("/run/yes?n=1")
+        assert response.status_code == 200 and response.data == b""
+        response.close()
+    assert yes_processes() == []
+    assert client.get("/run/count?n=1").status_code == 200
+
+
+def test_a_progress_bar_redrawn_with_cr_is_one_record_per_update():
+    body = app.test_client().get("/run/progress?n=3").get_data(as_text=True)
+    records = [json.loads(line) for line in body.splitlines()]
+    assert records == [
+        {"stdout": ""},  # the "\r" that starts the first update ends an empty line
+        {"stdout": "1 of 3"},
+        {"stdout": "2 of 3"},
+        {"stdout": "3 of 3"},
+        {"exit": 0, "timed_out": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reads", "lines"),
+    [
+        ([b"a\r\nb\r\n"], [b"a", b"b"]),
+        ([b"a\r", b"\nb\n"], [b"a", b"b"]),  # "\r\n" cut between two reads
+        ([b"a\r", b"\r\n"], [b"a", b""]),
+        ([b"1%\r2%\r", b"3%\n"], [b"1%", b"2%", b"3%"]),
+        ([b"a\n\nb"], [b"a", b"", b"b"]),
+    ],
+)
+def test_crlf_cr_and_lf_each_end_one_line(reads, lines):
+    split = Lines()
+    got = [line for data in reads for line in split.feed(data)]
+    assert got + split.end() == lines
+
+
+def test_output_without_a_newline_is_sent_in_pieces_with_bounded_memory():
+    """8 MB with no line end: without MAX_LINE the pending line grew to the
+    whole output (and was copied on every read)."""
+    size = 8 * 1024 * 1024
+    code = f"import sys; sys.stdout.write('.' * {size})"
+    proc = start([sys.executable, "-c", code])
+    tracemalloc.start()
+    try:
+        lengths = [len(line) for batch in output(proc) for _, line in batch]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        stop(proc)
+    assert sum(lengths) == size and max(lengths) == MAX_LINE
+    print(f"8 MiB without a newline: peak {peak / 1024:.0f} KiB")
+    assert peak < 1024 * 1024
+
+
+# --- the recipe: snippets/command_output.py ----------------------------------
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """The recipe, pasted alone into app.py: a streamed NDJSON 200, each
+    line of the command a record, then its exit status."""
+    check = (
+        "import json\n"
+        "from app import app\n"
+        "response = app.test_client().get('/run/count')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "assert response.mimetype == 'application/x-ndjson'\n"
+        "records = [json.loads(r) for r in response.data.splitlines()]\n"
+        "assert records == [*({'line': str(i)} for i in range(1, 6)), {'exit': 0}]\n"
+        "response.close()\n"
+    )
+    run_recipe_alone(tmp_path, "command_output", check)
+
+
+@pytest.fixture
+def recipe_commands(monkeypatch):
+    """Commands for the recipe's allow-list: a line with every line end and
+    100,000 bytes with none; a process tree that runs until it is killed."""
+    progress = 'import sys; sys.stdout.write("a\\rb\\r\\nc\\n" + "x" * 100_000)'
+    commands = {
+        "ends": [sys.executable, "-c", progress],
+        "tree": [sys.executable, "-u", "-c", TREE, "600"],
+    }
+    monkeypatch.setattr(recipe, "COMMANDS", commands)
+
+
+def test_recipe_lines_end_at_any_line_end_and_are_cut_at_max_line(recipe_commands):
+    response = recipe.app.test_client().get("/run/ends")
+    records = [json.loads(r) for r in response.get_data(as_text=True).splitlines()]
+    response.close()
+    lines = [r["line"] for r in records[:-1]]
+    assert lines[:3] == ["a", "b", "c"] and records[-1] == {"exit": 0}
+    assert [len(line) for line in lines[3:]] == [recipe.MAX_LINE, 100_000 - 65536]
+
+
+def test_recipe_kills_the_command_and_its_child_when_the_body_is_closed(
+    recipe_commands,
+):
+    response = recipe.app.test_client().get("/run/tree")
+    chunks = iter(response.response)
+    first = json.loads(next(chunks))["line"]
+    command, worker = map(int, first.split()[1:])
+    assert running(command) and running(worker)
+    response.close()
+    assert wait_until(lambda: not running(command) and not running(worker), 10)
+
+
+def test_recipe_runs_at_most_eight_commands_and_frees_a_slot_on_close(
+    recipe_commands,
+):
+    client = recipe.app.test_client()
+    responses = [client.get("/run/tree") for _ in range(8)]
+    for response in responses:
+        next(iter(response.response))  # each command has started
+    refused = client.get("/run/tree")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    refused.close()
+    for response in responses:
+        response.close()
+    again = client.get("/run/ends")
+    assert again.status_code == 200
+    again.close()
+    head = client.head("/run/ends")
+    assert head.status_code == 200 and head.data == b""
+    head.close()
+
+
+def test_recipe_refuses_a_command_not_in_the_list():
+    response = recipe.app.test_client().get("/run/rm")
+    assert response.status_code == 404
+    assert b"no command named &#39;rm&#39;" in response.data

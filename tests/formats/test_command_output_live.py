@@ -12,14 +12,26 @@ import logging
 import os
 import signal
 import socket
+import threading
 
 import httpx
 import psutil
 import pytest
 
-from snippets import command_output
-from tests.formats.test_command_output import blocked_writing_a_full_pipe, running
-from tests.servers import gunicorn, open_request, read_log, wait_until, werkzeug_server
+from snippets import command_output_full as command_output
+from tests.formats.test_command_output import (
+    all_slots_free,
+    blocked_writing_a_full_pipe,
+    running,
+)
+from tests.servers import (
+    gunicorn,
+    open_request,
+    read_log,
+    read_until,
+    wait_until,
+    werkzeug_server,
+)
 
 pytestmark = pytest.mark.live
 
@@ -66,7 +78,7 @@ def serve(kind):
     else:
         args = ("--threads", "4")
         with gunicorn(
-            "snippets.command_output:app", worker_class="gthread", args=args
+            "snippets.command_output_full:app", worker_class="gthread", args=args
         ) as (url, proc):
             yield Server(url, proc.pid, lambda: read_log(proc))
 
@@ -179,3 +191,41 @@ def test_a_killed_worker_cuts_the_stream_and_leaves_the_commands_child_running(
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def test_twenty_clients_at_once_run_at_most_max_running_commands(monkeypatch):
+    """Twenty clients ask for ``yes`` at the same moment on Werkzeug's threaded
+    server: MAX_RUNNING get a 200 and a running command, the others a 503
+    with Retry-After; sampled every 10 ms from the first request to the last
+    close, the commands never number more than the cap."""
+    cap = command_output.MAX_RUNNING
+    # yes's own 3 s would end the first commands while a slow machine is
+    # still opening the twentieth request.
+    monkeypatch.setitem(command_output.COMMANDS, "yes", (["yes"], 60))
+    assert all_slots_free()  # an earlier test's stream may still be ending
+    with serve("werkzeug") as server:
+        counts, done = [], threading.Event()
+
+        def sample():
+            while not done.wait(0.01):
+                counts.append(len(server.commands("yes")))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            socks = [open_request(server.url, "/run/yes?n=1") for _ in range(20)]
+            heads = [read_until(sock, b"\r\n\r\n") for sock in socks]
+            assert wait_until(lambda: len(server.commands("yes")) == cap, 10)
+            for sock in socks:
+                sock.close()
+            assert wait_until(lambda: server.commands("yes") == [], 20)
+        finally:
+            done.set()
+            sampler.join()
+        ok = [head for head in heads if head.startswith(b"HTTP/1.1 200")]
+        refused = [head for head in heads if head.startswith(b"HTTP/1.1 503")]
+        assert len(ok) == cap and len(refused) == 20 - cap
+        assert all(b"Retry-After: 5" in head for head in refused)
+        assert max(counts) == cap
+        assert all_slots_free()  # each stream frees its slot as it ends
+        assert httpx.get(f"{server.url}/run/count?n=1").status_code == 200

@@ -1,7 +1,14 @@
 """formats/database: flat memory, and the three traps of streaming from a DB."""
 
+import importlib
+import os
+import shutil
+import subprocess
+import sys
 import threading
+import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from sqlalchemy import String, create_engine, insert, select, update
@@ -9,18 +16,19 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, joinedload, mapped_column
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from snippets import database as stock_table
-from snippets.database import (
+from snippets import database_stock as stock_table
+from snippets.database_stock import (
     CHUNK_SIZE,
-    DATABASE,
     SAMPLE_ROWS,
     Item,
     app,
     create_sample_database,
-    engine,
+    engine_for,
     render_table,
     stock_query,
 )
+from tests.basics.test_csv_export import run_recipe_alone
+from tests.servers import ROOT, server_env
 
 MiB = 1024 * 1024
 
@@ -35,10 +43,27 @@ def peak_while(consume):
         tracemalloc.stop()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def stock_db(tmp_path_factory):
+    """The sample database in a folder of this module's own, removed at the
+    end: nothing outlives the run, and no run sees another's database."""
+    folder = tmp_path_factory.mktemp("stock")
+    path = str(folder / "stock.sqlite3")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(app.config, "STOCK_DB", path)
+        yield path
+    engine_for(path).dispose()
+    shutil.rmtree(folder)
+
+
+def stock_engine():
+    return engine_for(app.config["STOCK_DB"])
+
+
 @pytest.fixture(scope="module")
-def warm():
+def warm(stock_db):
     """Database built and template compiled before anything is measured."""
-    create_sample_database(DATABASE)
+    create_sample_database(stock_db)
     app.test_client().get("/stock?rows=10").close()
 
 
@@ -58,7 +83,7 @@ ALL_ROWS = SAMPLE_ROWS // 4
 def orm_all_then_render():
     """The common version: load every object, then render."""
     macros = app.jinja_env.get_template("stock_table.html").module
-    with Session(engine) as session:
+    with Session(stock_engine()) as session:
         stmt = select(Item).options(joinedload(Item.supplier)).order_by(Item.id)
         items = session.scalars(stmt.limit(ALL_ROWS)).all()
         html = (
@@ -70,7 +95,7 @@ def orm_all_then_render():
 def core_all_then_render():
     """.all() on Core rows: lighter than ORM objects, still every row at once."""
     macros = app.jinja_env.get_template("stock_table.html").module
-    with engine.connect() as conn:
+    with stock_engine().connect() as conn:
         rows = conn.execute(stock_query(None, ALL_ROWS)).all()
         assert sum(1 for row in rows if macros.row(row)) == ALL_ROWS
 
@@ -105,7 +130,7 @@ def test_all_inside_the_generator_is_not_flat_either(warm):
     slow to count)."""
 
     def generate(rows):
-        with Session(engine) as session:
+        with Session(stock_engine()) as session:
             for item in session.scalars(select(Item).limit(rows)).all():
                 yield item.sku
 
@@ -133,7 +158,7 @@ def test_chunks_are_regrouped_rows_of_at_least_64_kib(warm):
 
 
 def test_lazy_load_in_generator_after_session_closed_raises(warm):
-    with Session(engine) as session:  # the view's session
+    with Session(stock_engine()) as session:  # the view's session
         items = session.scalars(select(Item).limit(3)).all()
 
     def generate():  # runs after the view returned and the session closed
@@ -146,7 +171,7 @@ def test_lazy_load_in_generator_after_session_closed_raises(warm):
 
 
 def test_loaded_columns_survive_but_only_those(warm):
-    with Session(engine) as session:
+    with Session(stock_engine()) as session:
         items = session.scalars(
             select(Item).options(joinedload(Item.supplier)).limit(3)
         ).all()
@@ -311,3 +336,66 @@ def test_query_all_loads_every_row_before_the_first_chunk(tmp_path):
     engine.dispose()
     assert all_first == all_end  # the peak is reached before the first chunk
     assert all_first > 10 * streamed_end
+
+
+# --- files: only in the temporary folder --------------------------------------
+
+
+def sqlite_files_changed_since(start):
+    """SQLite files (and their -wal, -shm) in the repository, outside .venv
+    and .git, created or changed after ``start`` (a time.time())."""
+    found = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in {".git", ".venv", "node_modules"}]
+        for name in files:
+            path = Path(folder, name)
+            if ".sqlite3" in name and path.stat().st_mtime >= start:
+                found.append(path)
+    return found
+
+
+def test_sample_database_is_made_in_the_temporary_folder_and_nowhere_else(tmp_path):
+    """A fresh process with TMPDIR set, as the test run sets it: the database
+    goes there, not into the repository (the app's instance folder held it,
+    so it outlived a run in one process)."""
+    start = time.time() - 1  # file times can lag the clock by a tick
+    code = (
+        "from snippets.database_stock import app\n"
+        "response = app.test_client().get('/stock?rows=2')\n"
+        "assert response.status_code == 200 and b'SKU-000002' in response.data\n"
+        "response.close()\n"
+    )
+    env = server_env({"TMPDIR": str(tmp_path)})
+    env.pop("STOCK_DB", None)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
+    assert (tmp_path / "stock.sqlite3").is_file()
+    assert sqlite_files_changed_since(start) == []
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """snippets/database.py's recipe, pasted alone into app.py: a streamed
+    200 whose head comes before any row, every seeded row escaped."""
+    check = (
+        "from app import app\n"
+        "response = app.test_client().get('/items')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "assert response.mimetype == 'text/html'\n"
+        "chunks = list(response.response)\n"
+        "assert b'<tr>' not in chunks[0] and len(chunks) > 2\n"
+        "body = b''.join(chunks)\n"
+        "assert body.count(b'<tr>') == 10_000 and b'Item &lt;1&gt;' in body\n"
+    )
+    run_recipe_alone(tmp_path, "database", check)
+
+
+@pytest.mark.parametrize(
+    ("module", "path"), [("database", "/items"), ("database_stock", "/stock?rows=5")]
+)
+def test_head_answers_like_get_with_no_body(module, path):
+    app = importlib.import_module(f"snippets.{module}").app
+    client = app.test_client()
+    get, head = client.get(path), client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers == get.headers and head.data == b""
+    get.close()
+    head.close()

@@ -14,6 +14,7 @@ committed file says what the page says.
 import contextlib
 import csv
 import io
+import math
 import os
 import sys
 import tempfile
@@ -21,7 +22,8 @@ import threading
 import time
 import tracemalloc
 import zipfile
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
@@ -31,6 +33,8 @@ from flask import send_file
 from openpyxl.utils.exceptions import IllegalCharacterError
 
 from snippets import spreadsheets as spreadsheet
+from snippets import spreadsheets_built
+from snippets.csv_export import csv_chunks, neutralise
 from snippets.spreadsheets import (
     HEADER,
     MAX_ROWS,
@@ -38,15 +42,22 @@ from snippets.spreadsheets import (
     app,
     cell,
     fetch_rows,
-    neutralise,
     streamed_xlsx,
 )
+from tests.basics.test_csv_export import FORMULA_LIKE, run_recipe_alone
 
 DATA = Path(__file__).resolve().parents[2] / "docs" / "formats" / "_data"
 MiB = 1024 * 1024
 
 
 # --- reading a file back -----------------------------------------------------
+
+
+def client(path):
+    """A test client of the app that serves ``path``: /built.xlsx is in
+    snippets/spreadsheets_built.py, the streamed export here."""
+    built = path.startswith("/built.xlsx")
+    return (spreadsheets_built.app if built else app).test_client()
 
 
 def read_back(body):
@@ -92,7 +103,7 @@ def test_streamed_export_reads_back_cell_for_cell_with_types():
 
 
 def test_built_export_reads_back_cell_for_cell_with_types():
-    response = app.test_client().get("/built.xlsx?rows=1000")
+    response = spreadsheets_built.app.test_client().get("/built.xlsx?rows=1000")
     assert response.status_code == 200
     assert int(response.headers["Content-Length"]) == len(response.data)
     got = read_back(response.data)
@@ -157,7 +168,7 @@ def test_openpyxl_refuses_control_characters():
 
 def test_guarded_text_is_text_in_both_exports():
     for path in ("/export.xlsx?rows=4", "/built.xlsx?rows=4"):
-        got = read_back(app.test_client().get(path).data)
+        got = read_back(client(path).get(path).data)
         assert got[2][2] == ('\'=HYPERLINK("http://x")', "s")
         assert got[4][2] == ("'@SUM(A1)", "s")
         assert got[1][3] == (-10.5, "n")  # a negative number stays a number
@@ -171,7 +182,7 @@ def test_guarded_text_is_text_in_both_exports():
     "rows", ["0", "1048576", "-1", "abc", "", "9" * 5000, "\u0663"]
 )
 def test_bad_row_count_is_a_400(path, rows):
-    response = app.test_client().get(f"{path}?rows={rows}")
+    response = client(path).get(f"{path}?rows={rows}")
     assert response.status_code == 400
     assert b"rows must be a whole number from 1 to 1,048,575" in response.data
 
@@ -212,11 +223,11 @@ def test_streamed_first_bytes_come_before_most_rows_are_read():
 
 def test_built_export_reads_every_row_before_the_first_byte(monkeypatch):
     seen = []
-    original = spreadsheet.fetch_rows
+    original = spreadsheets_built.fetch_rows
     monkeypatch.setattr(
-        spreadsheet, "fetch_rows", lambda n: counting(original(n), seen)
+        spreadsheets_built, "fetch_rows", lambda n: counting(original(n), seen)
     )
-    response = app.test_client().get("/built.xlsx?rows=2000")
+    response = spreadsheets_built.app.test_client().get("/built.xlsx?rows=2000")
     assert len(seen) == 2000  # before a single byte of the body is read
     response.close()
 
@@ -329,7 +340,7 @@ def openpyxl_write_only(rows):
 
 
 def built_view(rows):
-    response = app.test_client().get(f"/built.xlsx?rows={rows}")
+    response = spreadsheets_built.app.test_client().get(f"/built.xlsx?rows={rows}")
     yield from response.response
     response.close()
 
@@ -528,8 +539,8 @@ def test_xlsxwriter_leaves_its_temporary_file_when_a_build_fails(private_tmp):
 
 
 def test_built_view_leaves_nothing_when_the_build_fails(private_tmp, monkeypatch):
-    monkeypatch.setattr(spreadsheet, "fetch_rows", failing_rows(500))
-    response = app.test_client().get("/built.xlsx?rows=1000")
+    monkeypatch.setattr(spreadsheets_built, "fetch_rows", failing_rows(500))
+    response = spreadsheets_built.app.test_client().get("/built.xlsx?rows=1000")
     assert response.status_code == 500
     assert list(private_tmp.iterdir()) == []
     assert open_fds(private_tmp) == []
@@ -538,7 +549,7 @@ def test_built_view_leaves_nothing_when_the_build_fails(private_tmp, monkeypatch
 @pytest.mark.parametrize("path", ["/export.xlsx?rows=2000", "/built.xlsx?rows=2000"])
 def test_a_finished_or_abandoned_download_leaves_nothing(private_tmp, path):
     for read_all in (True, False):
-        response = app.test_client().get(path)
+        response = client(path).get(path)
         chunks = iter(response.response)
         if read_all:
             assert sum(len(c) for c in chunks) > 0
@@ -550,7 +561,7 @@ def test_a_finished_or_abandoned_download_leaves_nothing(private_tmp, path):
 
 
 def test_built_view_holds_one_unnamed_file_until_the_body_is_closed(private_tmp):
-    response = app.test_client().get("/built.xlsx?rows=100")
+    response = spreadsheets_built.app.test_client().get("/built.xlsx?rows=100")
     assert list(private_tmp.iterdir()) == []  # no name in the folder at all
     (fd,) = open_fds(private_tmp)
     assert os.readlink(f"/proc/self/fd/{fd}").endswith("(deleted)")
@@ -583,3 +594,94 @@ def test_streamed_parts_are_deflated():
         assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in infos)
         sheet = archive.getinfo("xl/worksheets/sheet1.xml")
         assert sheet.compress_size * 5 < sheet.file_size
+
+
+# --- values a database hands back: each a cell, never a broken file ------------
+
+
+def both_exports(rows):
+    """The header and ``rows`` read back from the streamed export and from
+    XlsxWriter's (spreadsheets_built.built_xlsx), in that order; each row
+    cut to the width of the first (openpyxl pads to the header's)."""
+    built = io.BytesIO()
+    spreadsheets_built.built_xlsx(rows, built)
+    width = len(rows[0])
+    return [
+        [row[:width] for row in read_back(body)]
+        for body in (b"".join(streamed_xlsx(rows)), built.getvalue())
+    ]
+
+
+def test_a_datetime_is_a_date_and_time_in_both_exports():
+    """A datetime was a TypeError in the middle of the stream, after the 200;
+    an aware one is written in UTC, since Excel has no time zones."""
+    stamp = datetime(2024, 5, 6, 7, 8, 9)
+    aware = datetime(2024, 5, 6, 9, 8, 9, tzinfo=timezone(timedelta(hours=2)))
+    for got in both_exports([(stamp, aware, date(2024, 5, 6))]):
+        assert got[1] == [(stamp, "d"), (stamp, "d"), (datetime(2024, 5, 6), "d")]
+    response = app.test_client().get("/export.xlsx?rows=1")
+    assert response.status_code == 200 and read_back(response.data)[1][4][1] == "d"
+
+
+def test_a_decimal_is_a_number_in_both_exports():
+    for got in both_exports([(Decimal("12.50"), Decimal("-3"))]):
+        assert got[1] == [(12.5, "n"), (-3, "n")]
+
+
+def test_nan_and_infinity_are_empty_cells_in_both_exports():
+    """Excel has no NaN or infinity: the cell is left empty, as for None
+    (the streamed export wrote ``<v>nan</v>``, which no reader accepts)."""
+    row = (1, float("nan"), float("inf"), -math.inf, Decimal("NaN"), 2)
+    assert cell(0, 1, float("nan")) == ""
+    for got in both_exports([row]):
+        assert [value for value, _ in got[1]] == [1, None, None, None, None, 2]
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_in_both_exports():
+    """Half a UTF-16 pair has no UTF-8 form: .encode() raised mid-stream."""
+    for got in both_exports([("a\ud800b", "\udfff=1")]):
+        assert got[1] == [("a\ufffdb", "s"), ("\ufffd=1", "s")]
+
+
+@pytest.mark.parametrize("text", FORMULA_LIKE)
+def test_formula_like_text_reads_the_same_in_csv_and_both_excel_exports(text):
+    """The one guard, snippets.csv_export.neutralise: each of the 22 inputs
+    reads back from the CSV and from both .xlsx exports as the same text,
+    quoted, and as text, never a formula."""
+    body = "".join(csv_chunks([(text,)]))
+    (csv_cell,) = list(csv.reader(io.StringIO(body, newline="")))[1]
+    assert csv_cell == "'" + text
+    streamed, built = both_exports([(text,)])
+    assert streamed[1] == [(csv_cell, "s")]
+    # XlsxWriter writes \r as Excel's escape _x000D_, which Excel reads back
+    # as \r and openpyxl leaves as it is (as _x0007_ above).
+    assert built[1] == [(csv_cell.replace("\r", "_x000D_"), "s")]
+
+
+@pytest.mark.parametrize("path", ["/export.xlsx?rows=5", "/built.xlsx?rows=5"])
+def test_head_answers_like_get_with_no_body(path):
+    get, head = client(path).get(path), client(path).head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers == get.headers and head.data == b""
+    get.close()
+    head.close()
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """The recipe, pasted alone into app.py: a streamed 200 that openpyxl
+    reads back, every demo row typed, text as text."""
+    check = (
+        "import io, openpyxl\n"
+        "from app import app\n"
+        "response = app.test_client().get('/report.xlsx')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "book = openpyxl.load_workbook(io.BytesIO(response.data), read_only=True)\n"
+        "rows = list(book.worksheets[0].iter_rows(values_only=True))\n"
+        "assert len(rows) == 1001 and rows[2][2] == '=HYPERLINK(\"http://x\")'\n"
+        "book.close()\n"
+    )
+    run_recipe_alone(tmp_path, "spreadsheets", check)
+
+
+def test_below_the_recipe_the_csv_guard_replaces_the_recipes():
+    assert spreadsheet.guard is neutralise

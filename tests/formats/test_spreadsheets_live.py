@@ -20,6 +20,7 @@ import pytest
 from werkzeug.wsgi import ClosingIterator
 
 from snippets import spreadsheets as spreadsheet
+from snippets import spreadsheets_built
 from tests.formats.test_spreadsheets import open_fds
 from tests.servers import (
     free_port,
@@ -57,7 +58,15 @@ def released_by_file():
 
 
 # What gunicorn serves: "tests.formats.test_spreadsheets_live:paused_app".
-paused_app = PauseAfterFirstChunk(spreadsheet.app, released_by_file)
+def both_exports(environ, start_response):
+    """/built.xlsx from snippets/spreadsheets_built.py, the rest from
+    snippets/spreadsheets.py."""
+    built = environ["PATH_INFO"] == "/built.xlsx"
+    app = spreadsheets_built.app if built else spreadsheet.app
+    return app(environ, start_response)
+
+
+paused_app = PauseAfterFirstChunk(both_exports, released_by_file)
 
 
 def app_fds(folder, pid):
@@ -76,7 +85,7 @@ def serve(kind, folder, release):
     holds each body after its first chunk until ``release`` exists."""
     if kind == "werkzeug":
         saved, tempfile.tempdir = tempfile.tempdir, str(folder)
-        app = PauseAfterFirstChunk(spreadsheet.app, release.exists)
+        app = PauseAfterFirstChunk(both_exports, release.exists)
         try:
             with werkzeug_server(app) as url:
                 yield url, os.getpid()

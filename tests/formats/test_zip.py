@@ -2,6 +2,7 @@
 
 import bisect
 import io
+import os
 import struct
 import time
 import zipfile
@@ -10,6 +11,7 @@ from zipfile import ZIP_STORED
 
 import pytest
 
+from snippets import zip as zip_download
 from snippets.zip import (
     CHUNK_SIZE,
     FILES_DIR,
@@ -19,6 +21,7 @@ from snippets.zip import (
     regroup,
     squares_csv,
 )
+from tests.basics.test_csv_export import run_recipe_alone
 
 MiB = 1024 * 1024
 FOUR_GIB = 4 * 1024 * MiB
@@ -112,6 +115,58 @@ def test_too_many_files_is_a_400():
     assert app.test_client().get(f"/bundle.zip?{query}").status_code == 400
 
 
+# --- the folder on offer: symlinks and special files ----------------------------
+
+
+@pytest.fixture
+def offered_folder(tmp_path, monkeypatch):
+    """FILES_DIR is a folder of this test's own, holding one real file, a
+    symlink out of it, a symlink within it, a FIFO and a folder, each named
+    like a file on offer; beside it, the secret a symlink points at."""
+    folder = tmp_path / "offered"
+    folder.mkdir()
+    (folder / "real.py").write_text("print('real')\n")
+    (tmp_path / "secret.py").write_text("SECRET = 'outside the folder'\n")
+    (folder / "escape.py").symlink_to(tmp_path / "secret.py")
+    (folder / "passwd.py").symlink_to("/etc/passwd")
+    (folder / "alias.py").symlink_to(folder / "real.py")
+    os.mkfifo(folder / "pipe.py")
+    (folder / "folder.py").mkdir()
+    monkeypatch.setattr(zip_download, "FILES_DIR", folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["escape.py", "passwd.py", "pipe.py", "folder.py"])
+def test_symlinks_out_of_the_folder_and_special_files_are_not_on_offer(
+    offered_folder, name
+):
+    """A symlink inside the folder that leads out of it, a FIFO (reading it
+    would block for ever) and a folder are a 404, not a member."""
+    response = app.test_client().get(f"/bundle.zip?file={name}")
+    assert response.status_code == 404
+    assert b"is on offer" in response.data
+
+
+def test_a_symlink_within_the_folder_is_served(offered_folder):
+    response = app.test_client().get("/bundle.zip?file=real.py&file=alias.py")
+    assert response.status_code == 200
+    archive = open_zip(response.data)
+    assert archive.read("alias.py") == archive.read("real.py") == b"print('real')\n"
+
+
+@pytest.mark.parametrize(
+    "query", ["file=ndjson.py", "rows=10", "file=ndjson.py&rows=10"]
+)
+def test_head_answers_like_get_and_builds_nothing(query):
+    client = app.test_client()
+    get, head = client.get(f"/bundle.zip?{query}"), client.head(f"/bundle.zip?{query}")
+    assert head.status_code == get.status_code == 200
+    assert head.data == b""
+    assert head.headers.get("Content-Length") == get.headers.get("Content-Length")
+    get.close()
+    head.close()
+
+
 # --- ZIP64: a member over 4 GiB, streamed into a sparse file -----------------
 
 
@@ -176,6 +231,14 @@ class Sparse(io.RawIOBase):
 
 
 def test_zip64_member_over_4_gib_streams_and_reads_back():
+    """Without 4 GiB of disk: a 4 GiB + 1 MiB member (one reused zero-filled
+    buffer, yielded again and again) and a small member go through
+    build_zip and regroup into a sparse record in memory. Chunks that are
+    not all zeros are kept with their offsets, each run of zeros only as its
+    length, so it reads back exactly as streamed, seekable like a file, from
+    under 64 MiB. The test finds the ZIP64 end records and has zipfile read
+    every byte of both members, checking each CRC: the 4 GiB member's CRC-32
+    is computed twice, once while streaming and once reading back."""
     started = time.monotonic()
     expected_size = 4097 * MiB + 3
     archive = build_zip(
@@ -251,3 +314,27 @@ def test_zipfile_writes_to_an_unseekable_stream():
     assert len(out.writes) > 1  # many writes, not one iterator of chunks
     body = b"".join(out.writes)
     assert zipfile.ZipFile(io.BytesIO(body)).read("a.txt") == b"hello"
+
+
+def test_the_recipe_alone_runs_as_a_file(tmp_path):
+    """snippets/zip.py's recipe, pasted alone into app.py: a streamed 200
+    with the exact Content-Length, whose archive holds app.py itself."""
+    check = (
+        "import io, zipfile\n"
+        "from app import app\n"
+        "response = app.test_client().get('/files.zip')\n"
+        "assert response.status_code == 200 and response.is_streamed\n"
+        "assert response.mimetype == 'application/zip'\n"
+        "assert int(response.headers['Content-Length']) == len(response.data)\n"
+        "archive = zipfile.ZipFile(io.BytesIO(response.data))\n"
+        "assert archive.testzip() is None and archive.namelist() == ['app.py']\n"
+        "assert archive.read('app.py') == open('app.py', 'rb').read()\n"
+    )
+    run_recipe_alone(tmp_path, "zip", check)
+
+
+def test_files_zip_offers_only_regular_files_inside_the_folder(offered_folder):
+    response = app.test_client().get("/files.zip")
+    assert response.status_code == 200
+    archive = open_zip(response.data)
+    assert sorted(archive.namelist()) == ["alias.py", "real.py"]
