@@ -2,7 +2,7 @@
 
 import time
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response
 from opentelemetry import trace
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -10,6 +10,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+
+from snippets.checks import whole_number
 
 app = Flask(__name__)
 # In memory, so the page can read the spans; in production, add your exporter
@@ -22,17 +24,6 @@ tracer = provider.get_tracer(__name__)
 ROW_SECONDS = 0.05
 
 
-def rows_arg():
-    raw = request.args.get("rows", "3")
-    try:
-        rows = int(raw)
-    except ValueError:
-        abort(400, "rows must be a whole number from 1 to 1,000")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= 1000:
-        abort(400, "rows must be a whole number from 1 to 1,000")
-    return rows
-
-
 def make_row(n):
     with tracer.start_as_current_span("make row"):  # the slow part of a row
         time.sleep(ROW_SECONDS)
@@ -42,7 +33,7 @@ def make_row(n):
 # [naive]
 @app.get("/report-naive")
 def report_naive():
-    rows = rows_arg()
+    rows = whole_number("rows", 1, 1000, default=3)
 
     def generate():
         for n in range(1, rows + 1):
@@ -57,7 +48,7 @@ def report_naive():
 # [traced]
 @app.get("/report")
 def report():
-    rows = rows_arg()
+    rows = whole_number("rows", 1, 1000, default=3)
     # Started in the view, so its parent is the request span.
     body_span = tracer.start_span("GET /report body")
 
