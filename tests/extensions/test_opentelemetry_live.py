@@ -23,6 +23,7 @@ import httpx
 import pytest
 from werkzeug.wrappers import Request, Response
 
+import snippets.opentelemetry as traced
 from snippets.opentelemetry import ROW_SECONDS, app, exporter
 from tests.flask_versions import run_on_flask
 from tests.servers import wait_until, werkzeug_server
@@ -72,9 +73,10 @@ def test_request_span_ends_before_the_body_and_rows_are_orphans(live_server, cap
     assert request_span.context.trace_id not in {r.context.trace_id for r in rows}
 
 
-def test_body_span_lasts_as_long_as_the_stream(live_server, capsys):
+def test_body_span_lasts_as_long_as_the_stream(live_server, capsys, monkeypatch):
+    monkeypatch.setattr(traced, "ROWS", ROWS)
     url = live_server(app)
-    took, body = stream(url, f"/report?rows={ROWS}")
+    took, body = stream(url, "/report")
     assert body.count("row ") == ROWS
     # call_on_close runs after the last chunk is written: wait for it.
     assert wait_until(lambda: spans_named("GET /report body"))
@@ -97,10 +99,11 @@ def test_body_span_lasts_as_long_as_the_stream(live_server, capsys):
     assert seconds(body_span) >= ROWS * ROW_SECONDS > seconds(request_span)
 
 
-def test_body_span_ends_when_the_client_goes_away(live_server):
+def test_body_span_ends_when_the_client_goes_away(live_server, monkeypatch):
+    monkeypatch.setattr(traced, "ROWS", 1000)
     url = live_server(app)
     exporter.clear()
-    with httpx.stream("GET", f"{url}/report?rows=1000", timeout=30) as response:
+    with httpx.stream("GET", f"{url}/report", timeout=30) as response:
         next(response.iter_raw())  # the first row, then hang up
     # The server notices on a failed write, closes the body: span ends.
     assert wait_until(lambda: spans_named("GET /report body"), timeout=30)
