@@ -356,8 +356,9 @@ def test_nginx_disable_symlinks_refuses_a_link_the_app_let_through(
     links_beside_a_secret,
 ):
     """The page's config: a link is a 403 from nginx itself (a 404 for a
-    link to a folder), even when the app said yes; without its disable_symlinks line nginx follows the link
-    out of the folder and sends the secret. A FIFO is never waited on."""
+    link to a folder), even when the app said yes; without its
+    disable_symlinks line nginx follows the link out of the folder and sends
+    the secret. A FIFO is never waited on."""
     with werkzeug_server(accel_everything) as upstream:
         shown = through_nginx(accel_conf(links_beside_a_secret, upstream))
         text = CONF.read_text()
