@@ -10,8 +10,8 @@ from flask import request, session
 from httpx_sse import connect_sse
 from kombu.exceptions import EncodeError
 
-from snippets import celery as celery_progress
-from snippets.celery import create_app
+from snippets import celery_reports as celery_progress
+from snippets.celery_reports import create_app
 from tests.servers import (
     WORKER_START_TIMEOUT,
     celery_workers,
@@ -23,7 +23,7 @@ from tests.servers import (
 
 pytestmark = [pytest.mark.live, pytest.mark.redis]
 
-TARGET = "snippets.celery:celery_app"
+TARGET = "snippets.celery_reports:celery_app"
 FAST = {"REPORT_STEP_SECONDS": "0.05"}
 
 
