@@ -295,8 +295,12 @@ def test_head_on_every_recipe_route_is_answered_like_get(recipe, path):
     assert head.mimetype == get.mimetype
 
 
-@pytest.mark.parametrize("path", ["/in-view", "/in-generator", "/session"])
+@pytest.mark.parametrize(
+    "path", ["/in-view", "/in-generator", "/session", "/export", "/export/last"]
+)
 def test_head_on_the_store_routes_is_answered_like_get(store, path):
     app, _ = store
-    head = app.test_client().head(path)
+    client = app.test_client()
+    client.get("/export?lines=1").close()  # so that /export/last has one
+    head = client.head(path)
     assert (head.status_code, head.data) == (200, b"")

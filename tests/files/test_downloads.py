@@ -443,3 +443,25 @@ def test_a_fifo_in_the_folder_is_a_404_without_opening_it(client, linked_folder,
         thread.join()
         pytest.fail(f"{route}fifo opened the FIFO and waited for a writer")
     assert answered["r"].status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path", ["/files/alphabet.txt", "/chunks/alphabet.txt", "/protected/alphabet.txt"]
+)
+def test_head_on_every_route_is_answered_like_get(client, path):
+    get, head = client.get(path, headers=TOKEN), client.head(path, headers=TOKEN)
+    assert (head.status_code, head.data) == (get.status_code, b"")
+    assert head.headers.get("Content-Length") == get.headers.get("Content-Length")
+    assert head.mimetype == get.mimetype
+    get.close()
+
+
+@pytest.mark.parametrize("path", ["/report.csv?rows=3", "/leaky-report.csv?rows=3"])
+def test_head_on_every_report_route_is_answered_like_get(
+    reports_client, made_reports, path
+):
+    get, head = reports_client.get(path), reports_client.head(path)
+    assert (head.status_code, head.data) == (200, b"")
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] == "15"
+    assert head.mimetype == get.mimetype == "text/csv"
+    get.close()
