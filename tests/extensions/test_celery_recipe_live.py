@@ -61,3 +61,19 @@ def test_head_on_the_recipe_stream_is_answered_like_get(recipe):
     assert (head.status_code, head.data) == (200, b"")
     assert head.mimetype == "text/event-stream"
     assert client.head("/reports/made-up/events").status_code == 404
+
+
+def test_the_recipe_task_body_in_process(recipe, monkeypatch):
+    """The task run here, not in the worker (apply): in an app context, it
+    stores each step's progress in the result backend, then its result."""
+    monkeypatch.setattr(recipe, "STEP_SECONDS", 0)
+    seen = []
+    monkeypatch.setattr(
+        recipe.build, "update_state", lambda **kwargs: seen.append(kwargs)
+    )
+    result = recipe.build.apply(args=[2])
+    assert result.get() == {"done": 2, "total": 2}
+    assert seen == [
+        {"state": "PROGRESS", "meta": {"done": 1, "total": 2}},
+        {"state": "PROGRESS", "meta": {"done": 2, "total": 2}},
+    ]
