@@ -190,7 +190,7 @@ def test_open_unlink_send_under_gunicorn(report_dir):
     assert list(report_dir.iterdir()) == []
 
 
-CONF = ROOT / "snippets" / "conf" / "downloads.nginx.conf"
+CONF = ROOT / "docs" / "files" / "_conf" / "downloads.nginx.conf"
 MIME_TYPES = "include /etc/nginx/mime.types;"  # Debian's nginx.conf has it too
 
 

@@ -185,7 +185,7 @@ def test_waitress_calls_the_app_only_after_the_whole_body(upload_dir):
     assert (upload_dir / "slow.bin").stat().st_size == 4 * MiB
 
 
-CONF = ROOT / "snippets" / "conf" / "uploads.nginx.conf"
+CONF = ROOT / "docs" / "files" / "_conf" / "uploads.nginx.conf"
 BUFFERING_OFF = "    proxy_request_buffering off;   # pass the body on as it comes\n"
 
 
@@ -223,7 +223,7 @@ def test_nginx_passes_the_body_on_with_request_buffering_off(upload_dir, body_te
 
 # nginx in front of the app, as on the downloads page: its config file as it
 # is, with no client_max_body_size.
-DOWNLOADS_CONF = ROOT / "snippets" / "conf" / "downloads.nginx.conf"
+DOWNLOADS_CONF = ROOT / "docs" / "files" / "_conf" / "downloads.nginx.conf"
 
 
 @pytest.mark.nginx
