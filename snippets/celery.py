@@ -64,7 +64,11 @@ def events(task_id):
     def generate():
         sent = None
         while True:
-            state, info = result.state, result.info
+            # Two reads: the info first, so it is never newer
+            # than the state; once ended, read the last word.
+            info, state = result.info, result.state
+            if state in ENDED:
+                info = result.info
             if isinstance(info, dict) and (state, info) != sent:
                 sent = state, info  # a new state: send it
                 data = json.dumps({"state": state, **info})
