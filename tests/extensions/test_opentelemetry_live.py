@@ -199,13 +199,34 @@ SENTRY_ROWS = 6  # of ROW_SECONDS each, in snippets/opentelemetry_sentry.py too
 
 CLIENT = f"""
 import sentry_sdk
-from snippets.opentelemetry_sentry import app
+from snippets.opentelemetry_sentry import app, make_row
+
+sentry_seen = seen["sentry"] = {{"teardowns": []}}
+
+
+@app.teardown_request
+def count_sentry_teardown(exc):
+    sentry_seen["teardowns"].append(time.time_ns())
+
+
+@app.get("/report-wrapped")
+def report_wrapped():  # teardown after the body on Flask 3.1.1
+    def generate():
+        for n in range(1, {SENTRY_ROWS} + 1):
+            yield make_row(n)
+        sentry_seen["body ends"] = time.time_ns()
+
+    return Response(stream_with_context(generate()))
+
 
 client = app.test_client()
 paths = ["/report-naive?rows={SENTRY_ROWS}", "/report?rows={SENTRY_ROWS}"]
 for path in [*paths, "/report?rows=x", "/report?rows=0"]:
     with client.get(path) as response:
         response.get_data()
+sentry_seen["teardowns"].clear()  # count those of the next request only
+with client.get("/report-wrapped") as response:
+    response.get_data()
 sentry_sdk.flush(timeout=10)
 print(repr(seen))  # the OpenTelemetry probe's findings, run first
 """
@@ -292,7 +313,23 @@ def test_sentry_transaction_ends_when_the_view_returns_and_drops_body_spans(
     assert took < SENTRY_ROWS * ROW_SECONDS  # the body took longer than this
     assert naive["spans"] == []  # the six row spans were never sent ...
     # ... not even on their own: these are all the transactions sent.
-    assert recorded(release).names() == {"report_naive", "report", "GET /report body"}
+    assert recorded(release).names() == {
+        "report_naive", "report", "GET /report body", "report_wrapped"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_sentry_ends_its_transaction_when_the_wsgi_app_returns_not_at_teardown(
+    probe, recorded, release
+):
+    """With stream_with_context, Flask 3.1.1 runs its one teardown after the
+    body (3.1.2 and later run a second one there). Sentry's transaction is
+    still shorter than the body: it ended when the WSGI app returned."""
+    (wrapped,) = recorded(release).transactions("report_wrapped")
+    sentry = probe(release)["sentry"]
+    assert len(sentry["teardowns"]) == (1 if release == "3.1.1" else 2)
+    assert sentry["teardowns"][-1] >= sentry["body ends"]  # after the body
+    assert event_seconds(wrapped) < SENTRY_ROWS * ROW_SECONDS
 
 
 def test_body_transaction_lasts_as_long_as_the_stream(recorded, capsys):
