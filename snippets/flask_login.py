@@ -1,6 +1,9 @@
 """Flask-Login's current_user in a stream: read it in the view."""
 
-from flask import Flask, Response, abort, request, stream_with_context
+# [recipe]
+import os
+
+from flask import Flask, Response, abort
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -9,11 +12,10 @@ from flask_login import (
     login_user,
 )
 
-from snippets.checks import secret_key
-
 app = Flask(__name__)
-app.secret_key = secret_key()
+app.secret_key = os.environ["FLASK_SECRET_KEY"]
 login_manager = LoginManager(app)
+LINES = 3
 
 
 class User(UserMixin):
@@ -29,6 +31,19 @@ def load_user(user_id):
     return USERS.get(user_id)
 
 
+@app.get("/report")
+@login_required
+def report():
+    name = current_user.name  # read in the view
+
+    def generate():
+        yield "Report\n"
+        for n in range(1, LINES + 1):
+            yield f"line {n} for {name}\n"
+
+    return Response(generate(), mimetype="text/plain")
+
+
 @app.post("/login/<user_id>")
 def login(user_id):
     user = USERS.get(user_id) or abort(404, "no such user")
@@ -36,15 +51,11 @@ def login(user_id):
     return f"logged in as {user.name}\n"
 
 
-def lines_arg():
-    raw = request.args.get("lines", "2")
-    try:
-        lines = int(raw)
-    except ValueError:
-        abort(400, "lines must be a whole number from 1 to 1,000")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= lines <= 1000:
-        abort(400, "lines must be a whole number from 1 to 1,000")
-    return lines
+# [recipe-end]
+
+from flask import stream_with_context  # noqa: E402  (the variants below)
+
+from snippets.checks import whole_number  # noqa: E402
 
 
 # [broken]
@@ -56,7 +67,8 @@ def report_broken():
         for n in range(1, lines + 1):
             yield f"line {n} for {current_user.name}\n"  # no request here
 
-    return Response(generate(lines_arg()), mimetype="text/plain")
+    lines = whole_number("lines", 1, 1000, default=2)
+    return Response(generate(lines), mimetype="text/plain")
 
 
 # [broken-end]
@@ -72,24 +84,8 @@ def report_wrapped():
         for n in range(1, lines + 1):
             yield f"line {n} for {current_user.name}\n"
 
-    return Response(generate(lines_arg()), mimetype="text/plain")
+    lines = whole_number("lines", 1, 1000, default=2)
+    return Response(generate(lines), mimetype="text/plain")
 
 
 # [wrapped-end]
-
-
-# [passed]
-@app.get("/report")
-@login_required
-def report():
-    lines, name = lines_arg(), current_user.name  # read in the view
-
-    def generate(lines, name):
-        yield "Report\n"
-        for n in range(1, lines + 1):
-            yield f"line {n} for {name}\n"
-
-    return Response(generate(lines, name), mimetype="text/plain")
-
-
-# [passed-end]

@@ -1,25 +1,28 @@
 """The Stock table with Flask-SQLAlchemy: queried in the generator, in batches."""
 
+# [recipe]
 import os
 
-import click
-from flask import Flask, Response, abort, request, stream_with_context
+from flask import Flask, Response, stream_with_context
 from flask_sqlalchemy import SQLAlchemy
 from markupsafe import escape
-from sqlalchemy import ForeignKey, func, insert, select
-from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
+from sqlalchemy import ForeignKey, select
+from sqlalchemy.orm import (
+    Mapped,
+    joinedload,
+    mapped_column,
+    relationship,
+)
 
 app = Flask(__name__)
-# A relative SQLite path lands in app.instance_path. The same code runs on
-# PostgreSQL with DATABASE_URL=postgresql+psycopg://user:password@host/name.
+# sqlite:///name lands in app.instance_path; PostgreSQL:
+# DATABASE_URL=postgresql+psycopg://user:password@host/name
 app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get(
     "DATABASE_URL", "sqlite:///flask_sqlalchemy_stock.sqlite3"
 )
 db = SQLAlchemy(app)
-MAX_ROWS = 200_000
 
 
-# [models]
 class Supplier(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str]
@@ -30,10 +33,47 @@ class Stock(db.Model):
     sku: Mapped[str]
     quantity: Mapped[int]
     supplier_id: Mapped[int] = mapped_column(ForeignKey("supplier.id"))
-    supplier: Mapped[Supplier] = relationship()  # lazy: a query on first access
+    supplier: Mapped[Supplier] = relationship()  # lazy
 
 
-# [models-end]
+@app.get("/stock")
+def stock(limit=None):
+    # Build the query in the view; run it in the generator.
+    stmt = (
+        select(Stock)
+        .options(joinedload(Stock.supplier))  # one query
+        .order_by(Stock.id)
+        .limit(limit)  # None: every row
+        .execution_options(yield_per=1000)  # 1,000 at a time
+    )
+
+    @stream_with_context  # db.session needs the app context
+    def generate():
+        yield "<table>\n"
+        for batch in db.session.scalars(stmt).partitions():
+            yield "".join(map(table_row, batch))
+        yield "</table>\n"
+
+    return Response(generate(), mimetype="text/html")
+
+
+def table_row(s):
+    return (
+        f"<tr><td>{escape(s.sku)}</td><td>{s.quantity}</td>"
+        f"<td>{escape(s.supplier.name)}</td></tr>\n"
+    )
+
+
+with app.app_context():
+    db.create_all()  # the tables, if they are not there yet
+
+
+# [recipe-end]
+
+import click  # noqa: E402  (what follows: sample rows, and variants)
+from sqlalchemy import func, insert  # noqa: E402
+
+from snippets.checks import whole_number  # noqa: E402
 
 
 def seed(rows=100_000):
@@ -57,40 +97,10 @@ def seed_command(rows):
     seed(rows)
 
 
-# [stream]
-@app.get("/stock")
-def stock():
-    raw = request.args.get("rows", "1000")
-    try:
-        rows = int(raw)
-    except ValueError:
-        abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= MAX_ROWS:
-        abort(400, f"rows must be a whole number from 1 to {MAX_ROWS:,}")
-    # Build the query in the view; run it in the generator.
-    stmt = (
-        select(Stock)
-        .options(joinedload(Stock.supplier))  # no lazy load per row
-        .order_by(Stock.id)
-        .limit(rows)
-        .execution_options(yield_per=1000)  # 1,000 objects in memory at most
-    )
-
-    @stream_with_context  # db.session needs the app context
-    def generate():
-        yield "<table>\n"
-        for batch in db.session.scalars(stmt).partitions():
-            yield "".join(
-                f"<tr><td>{escape(s.sku)}</td><td>{s.quantity}</td>"
-                f"<td>{escape(s.supplier.name)}</td></tr>\n"
-                for s in batch
-            )
-        yield "</table>\n"
-
-    return Response(generate(), mimetype="text/html")
-
-
-# [stream-end]
+@app.get("/stock-first")
+def stock_first():
+    """The first ``rows`` rows only: the same view, with a limit."""
+    return stock(limit=whole_number("rows", 1, 200_000, default=1000))
 
 
 # [loaded]

@@ -4,23 +4,14 @@ import os
 import time
 
 import sentry_sdk
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, request
+
+from snippets.checks import whole_number
 
 # Set SENTRY_DSN as you would in production; sample every trace for the demo.
 sentry_sdk.init(dsn=os.environ.get("SENTRY_DSN"), traces_sample_rate=1.0)
 app = Flask(__name__)
 ROW_SECONDS = 0.05
-
-
-def rows_arg():
-    raw = request.args.get("rows", "3")
-    try:
-        rows = int(raw)
-    except ValueError:
-        abort(400, "rows must be a whole number from 1 to 1,000")
-    if not (raw.isascii() and raw.isdecimal()) or not 1 <= rows <= 1000:
-        abort(400, "rows must be a whole number from 1 to 1,000")
-    return rows
 
 
 def make_row(n):
@@ -31,7 +22,7 @@ def make_row(n):
 # [naive]
 @app.get("/report-naive")
 def report_naive():
-    rows = rows_arg()
+    rows = whole_number("rows", 1, 1000, default=3)
 
     def generate():
         for n in range(1, rows + 1):
@@ -48,14 +39,15 @@ def report_naive():
 # [traced]
 @app.get("/report")
 def report():
-    rows = rows_arg()
-    # A transaction of its own for the body, in the request's trace.
-    request_span = sentry_sdk.get_current_span()
+    rows = whole_number("rows", 1, 1000, default=3)
+    # A transaction of its own for the body, in the request's trace: the
+    # request's span is its parent (Sentry traces no HEAD: then the trace's).
     body = sentry_sdk.start_transaction(
-        op="http.server.body",
-        name="GET /report body",
-        trace_id=request_span.trace_id,
-        parent_span_id=request_span.span_id,
+        sentry_sdk.continue_trace(
+            {"sentry-trace": sentry_sdk.get_traceparent()},
+            op="http.server.body",
+            name=f"{request.method} /report body",
+        )
     )
 
     def generate():

@@ -1,5 +1,6 @@
 """Uploads: read request.stream in chunks straight to disk, hashing as you go."""
 
+# [recipe]
 import hashlib
 import os
 import tempfile
@@ -10,26 +11,22 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 app = Flask(__name__)
-app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024  # 413 above this
-app.config["UPLOAD_DIR"] = str(Path(tempfile.gettempdir()) / "fsp-uploads")
-# FLASK_UPLOAD_DIR=/srv/uploads FLASK_MAX_CONTENT_LENGTH=1048576 override them.
+app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024
+uploads = Path(tempfile.gettempdir()) / "fsp-uploads"
+app.config["UPLOAD_DIR"] = str(uploads)
+# FLASK_UPLOAD_DIR=/srv/uploads overrides it.
 app.config.from_prefixed_env()
+CHUNK_SIZE = 1024 * 1024  # memory use: about one chunk
+MAX_NAME = 255  # bytes in a file name on Linux and macOS
 
-CHUNK_SIZE = 1024 * 1024  # memory use stays near one chunk, whatever the size
-MAX_NAME = 255  # bytes in a file name on Linux and macOS; secure_filename is ASCII
 
-
-# [limit]
 @app.errorhandler(RequestEntityTooLarge)
 def too_large(error):
     limit = app.config["MAX_CONTENT_LENGTH"]
-    return f"upload refused: the limit is {limit:,} bytes\n", 413
+    message = f"upload refused: the limit is {limit:,} bytes"
+    return message + "\n", 413
 
 
-# [limit-end]
-
-
-# [upload]
 @app.put("/uploads/<name>")
 def upload(name):
     filename = secure_filename(name)
@@ -38,15 +35,20 @@ def upload(name):
     if len(filename) > MAX_NAME:
         abort(400, f"name must be at most {MAX_NAME} characters")
     framed = request.content_length is not None
-    if not framed and not request.environ.get("wsgi.input_terminated"):
-        # No Content-Length and a server that does not end the stream itself:
-        # Werkzeug would hand you an empty stream, and you would store 0 bytes.
+    ended = request.environ.get("wsgi.input_terminated")
+    if not framed and not ended:
+        # No length, and a server that does not end the
+        # stream: Werkzeug would hand you an empty stream.
         abort(411, "send a Content-Length or a chunked body")
-    stream = request.stream  # a declared Content-Length over the limit: 413 now
+    stream = request.stream  # a length over the limit: 413
     folder = Path(app.config["UPLOAD_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
-    # Write beside the target, then rename: readers never see half a file.
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
+    # Write beside the target, then rename: no half files.
+    fd, partial = tempfile.mkstemp(
+        dir=folder,
+        prefix=".upload-",
+        suffix=".part",
+    )
     digest, size = hashlib.sha256(), 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -54,15 +56,17 @@ def upload(name):
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
-        # gunicorn ends the stream early, without an error, when the client
-        # hangs up: compare with what the client said it would send.
+        # gunicorn ends the stream early, without an error,
+        # when the client hangs up: compare with its length.
         if framed and size != request.content_length:
-            abort(400, f"received {size:,} of {request.content_length:,} bytes")
+            got, sent = size, request.content_length
+            abort(400, f"received {got:,} of {sent:,} bytes")
         os.replace(partial, folder / filename)
     except BaseException:
-        os.unlink(partial)  # too large, client gone, disk full: keep nothing
+        os.unlink(partial)  # too large, gone, disk full
         raise
-    return {"name": filename, "size": size, "sha256": digest.hexdigest()}, 201
+    answer = {"name": filename, "size": size}
+    return {**answer, "sha256": digest.hexdigest()}, 201
 
 
-# [upload-end]
+# [recipe-end]

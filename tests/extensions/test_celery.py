@@ -3,14 +3,15 @@ install pitfalls. Proof for docs/extensions/celery.rst (the worker and Redis
 are in test_celery_live.py)."""
 
 import subprocess
+import sys
 from importlib.metadata import requires
 
 import pytest
 from celery.concurrency import get_implementation
 from celery.concurrency.base import BasePool
 
-from snippets.celery import app
-from tests.servers import CELERY, ROOT
+from snippets.celery_reports import app
+from tests.servers import CELERY, ROOT, server_env
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def client():
 def test_bad_steps_are_a_400_before_anything_is_queued(client, steps):
     response = client.post("/reports", data={"steps": steps})
     assert response.status_code == 400
-    assert b"steps must be a whole number from 1 to 1000" in response.data
+    assert b"steps must be a whole number from 1 to 1,000" in response.data
     assert client.get_cookie("session") is None
 
 
@@ -42,7 +43,7 @@ def test_a_malformed_last_event_id_is_a_400(client, last_id):
         session["reports"] = ["t1"]
     response = client.get("/reports/t1/events", headers={"Last-Event-ID": last_id})
     assert response.status_code == 400
-    assert b"Last-Event-ID must be a whole number from 0 to 1000" in response.data
+    assert b"Last-Event-ID must be a whole number from 0 to 1,000" in response.data
     response = client.get(f"/reports/t1/progress.ndjson?after={last_id}")
     assert response.status_code == 400
 
@@ -79,3 +80,13 @@ def test_solo_and_threads_pools_cannot_kill_a_task(pool):
     assert pool_class.terminate_job is BasePool.terminate_job
     with pytest.raises(NotImplementedError, match="does not implement kill_job"):
         BasePool.terminate_job(None, 1234)
+
+
+def test_the_recipe_refuses_to_start_without_flask_secret_key():
+    env = {k: v for k, v in server_env().items() if k != "FLASK_SECRET_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import snippets.celery"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("KeyError: 'FLASK_SECRET_KEY'")

@@ -10,8 +10,8 @@ from flask import request, session
 from httpx_sse import connect_sse
 from kombu.exceptions import EncodeError
 
-from snippets import celery as celery_progress
-from snippets.celery import create_app
+from snippets import celery_reports as celery_progress
+from snippets.celery_reports import create_app
 from tests.servers import (
     WORKER_START_TIMEOUT,
     celery_workers,
@@ -23,7 +23,7 @@ from tests.servers import (
 
 pytestmark = [pytest.mark.live, pytest.mark.redis]
 
-TARGET = "snippets.celery:celery_app"
+TARGET = "snippets.celery_reports:celery_app"
 FAST = {"REPORT_STEP_SECONDS": "0.05"}
 
 
@@ -291,3 +291,45 @@ def test_the_task_body_in_process(app):
     assert result.state == "IGNORED"
     stored = app.extensions["celery"].AsyncResult("cancelled-early")
     assert (stored.state, stored.info) == ("CANCELLED", {"done": 0, "total": 3})
+
+
+# The key snippets/celery.py fell back to before it read FLASK_SECRET_KEY.
+OLD_LITERAL_KEY = "dev only: set SECRET_KEY"
+
+
+def forged_cookie(key, task_ids):
+    """A session cookie that claims ``task_ids``, signed with ``key`` the way
+    Flask signs its own."""
+    from flask import Flask
+
+    forger = Flask(__name__)
+    forger.secret_key = key
+    serializer = forger.session_interface.get_signing_serializer(forger)
+    return serializer.dumps({"reports": task_ids})
+
+
+def test_another_sessions_task_needs_the_real_key(app, client):
+    """Ownership is a list of ids in the signed session. Signed with the old
+    literal key, a cookie naming someone else's task gets a 404; signed with
+    the app's key (which only the server knows) it would read the task."""
+    report = start(client, 2)
+    other = app.test_client()
+    other.set_cookie("session", forged_cookie(OLD_LITERAL_KEY, [report["id"]]))
+    refused = other.get(f"/reports/{report['id']}/progress.ndjson")
+    assert refused.status_code == 404
+    assert app.secret_key == os.environ["FLASK_SECRET_KEY"] != OLD_LITERAL_KEY
+    other.set_cookie("session", forged_cookie(app.secret_key, [report["id"]]))
+    read = other.get(f"/reports/{report['id']}/progress.ndjson")
+    assert json.loads(read.get_data(as_text=True).splitlines()[-1])["done"] == 2
+
+
+@pytest.mark.parametrize(
+    "path", ["/events", "/progress.ndjson"], ids=["events", "ndjson"]
+)
+def test_head_on_a_report_stream_is_answered_like_get(client, path):
+    report = start(client, 1)
+    get = client.get(f"/reports/{report['id']}{path}")
+    head = client.head(f"/reports/{report['id']}{path}")
+    assert (head.status_code, head.data) == (200, b"")
+    assert head.mimetype == get.mimetype
+    assert client.head(f"/reports/made-up{path}").status_code == 404

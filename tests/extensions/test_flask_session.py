@@ -2,6 +2,8 @@
 docs/extensions/flask_session.rst (the stores themselves are in ..._live.py)."""
 
 import importlib.util
+import subprocess
+import sys
 
 import pymemcache
 import pytest
@@ -10,7 +12,8 @@ from flask_session import Session
 from flask_session.memcached import MemcachedSessionInterface
 from pymemcache import PooledClient
 
-from snippets.flask_session import app, create_app
+from snippets.flask_session_stores import app, create_app
+from tests.servers import ROOT, server_env
 
 
 def test_memcached_without_a_client_warns_and_picks_pymemcache_on_11211():
@@ -59,7 +62,7 @@ def test_bad_line_counts_are_a_400_that_touches_no_store(lines):
     before the session is changed never reaches it."""
     response = app.test_client().get(f"/export?lines={lines}")
     assert response.status_code == 400
-    assert b"lines must be a whole number from 1 to 1000" in response.data
+    assert b"lines must be a whole number from 1 to 1,000" in response.data
     assert "Set-Cookie" not in response.headers
 
 
@@ -67,3 +70,13 @@ def test_a_session_without_an_export_gets_a_404_without_the_store():
     response = app.test_client().get("/export/last")
     assert response.status_code == 404
     assert b"no finished export in this session" in response.data
+
+
+def test_the_recipe_refuses_to_start_without_flask_secret_key():
+    env = {k: v for k, v in server_env().items() if k != "FLASK_SECRET_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import snippets.flask_session"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("KeyError: 'FLASK_SECRET_KEY'")

@@ -12,7 +12,7 @@ from pymemcache import Client
 from redis import Redis
 from werkzeug.test import EnvironBuilder
 
-from snippets.flask_session import create_app
+from snippets.flask_session_stores import create_app
 from tests.servers import memcached, redis_server, werkzeug_server
 
 pytestmark = pytest.mark.live
@@ -249,3 +249,58 @@ def test_redis_keeps_the_same_big_session(redis_url, big_session_route):
     sid = sid_of(client.get("/in-view"))
     assert client.get("/big").status_code == 200
     assert len(raw.get(f"session:{sid}")["blob"]) == 2_000_000
+
+
+# --- the page's recipe: snippets/flask_session.py -----------------------------
+
+
+@pytest.fixture
+def recipe(redis_url, monkeypatch):
+    """The recipe's app, with its store (and Flask-Session's client, made
+    from the same URL at import) pointed at this test's redis-server."""
+    import snippets.flask_session as recipe
+
+    client = Redis.from_url(redis_url)
+    monkeypatch.setattr(recipe, "store", client)
+    monkeypatch.setattr(recipe.app.session_interface, "client", client)
+    return recipe
+
+
+def test_recipe_keeps_the_key_from_the_view_and_the_outcome_from_the_generator(
+    recipe, redis_url
+):
+    raw = RawStore("redis", redis_url)
+    client = recipe.app.test_client()
+    assert client.get("/export/last").status_code == 404  # nothing yet
+    response = client.get("/export")
+    assert response.mimetype == "text/plain"
+    assert response.get_data() == b"line 1\nline 2\nline 3\n"
+    sid = sid_of(response)
+    last = client.get("/export/last").json
+    assert raw.get(f"session:{sid}")["last_export"] == last["key"]
+    assert last["state"] == "complete: 3 lines"
+    assert 24 * 3600 - 5 <= raw.ttl(last["key"]) <= 24 * 3600 + 1
+    response = client.get("/export")  # a client that goes away
+    assert next(iter(response.response)) == b"line 1\n"
+    response.close()
+    assert client.get("/export/last").json["state"] == "stopped at line 1"
+
+
+@pytest.mark.parametrize("path", ["/export", "/export/last"])
+def test_head_on_every_recipe_route_is_answered_like_get(recipe, path):
+    client = recipe.app.test_client()
+    client.get("/export").close()
+    get, head = client.get(path), client.head(path)
+    assert (head.status_code, head.data) == (get.status_code, b"")
+    assert head.mimetype == get.mimetype
+
+
+@pytest.mark.parametrize(
+    "path", ["/in-view", "/in-generator", "/session", "/export", "/export/last"]
+)
+def test_head_on_the_store_routes_is_answered_like_get(store, path):
+    app, _ = store
+    client = app.test_client()
+    client.get("/export?lines=1").close()  # so that /export/last has one
+    head = client.head(path)
+    assert (head.status_code, head.data) == (200, b"")

@@ -5,7 +5,7 @@ and 3.1.3 is in test_flask_sqlalchemy_live.py."""
 import tracemalloc
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import joinedload
 
 from snippets.flask_sqlalchemy import Stock, app, db, seed
@@ -29,11 +29,11 @@ def peak_while(consume):
 def warm():
     with app.app_context():
         seed()
-    app.test_client().get("/stock?rows=10").close()
+    app.test_client().get("/stock-first?rows=10").close()
 
 
 def stream_rows():
-    with app.test_client().get(f"/stock?rows={ROWS}") as response:
+    with app.test_client().get(f"/stock-first?rows={ROWS}") as response:
         rows = sum(chunk.count(b"<tr>") for chunk in response.response)
     assert rows == ROWS
 
@@ -63,7 +63,7 @@ def test_yield_per_stream_keeps_memory_flat_and_query_all_does_not(warm, capsys)
 
 
 def test_stream_is_one_chunk_per_1000_rows(warm):
-    with app.test_client().get("/stock?rows=2500") as response:
+    with app.test_client().get("/stock-first?rows=2500") as response:
         sizes = [chunk.count(b"<tr>") for chunk in response.response]
     assert sizes == [0, 1000, 1000, 500, 0]
 
@@ -78,7 +78,7 @@ def test_stream_runs_one_query(warm):
         engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
     try:
-        with app.test_client().get("/stock?rows=2500") as response:
+        with app.test_client().get("/stock-first?rows=2500") as response:
             assert sum(c.count(b"<tr>") for c in response.response) == 2500
     finally:
         event.remove(engine, "before_cursor_execute", record)
@@ -99,6 +99,25 @@ def test_seed_command_and_seed_once(tmp_path):
     "rows", ["0", "200001", "ten", "", pytest.param("9" * 5000, id="huge")]
 )
 def test_bad_rows_are_refused_before_the_stream(rows):
-    response = app.test_client().get(f"/stock?rows={rows}")
+    response = app.test_client().get(f"/stock-first?rows={rows}")
     assert response.status_code == 400
     assert b"rows must be a whole number from 1 to 200,000" in response.data
+
+
+def test_recipe_streams_every_row_of_the_table(warm):
+    with app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(Stock))
+    with app.test_client().get("/stock") as response:
+        assert response.is_streamed and response.mimetype == "text/html"
+        chunks = list(response.response)
+    assert sum(chunk.count(b"<tr>") for chunk in chunks) == count
+    assert chunks[0] == b"<table>\n" and chunks[-1] == b"</table>\n"
+
+
+@pytest.mark.parametrize("path", ["/stock", "/stock-first", "/stock-loaded"])
+def test_head_on_every_route_is_answered_like_get(warm, path):
+    client = app.test_client()
+    head, get = client.head(path), client.get(path)
+    assert (head.status_code, head.data) == (200, b"")
+    assert head.mimetype == get.mimetype
+    get.close()

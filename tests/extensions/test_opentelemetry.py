@@ -19,19 +19,18 @@ def test_naive_rows_are_roots_of_their_own_traces():
 
 def test_body_span_is_not_ended_before_the_body_is_closed():
     exporter.clear()
-    response = app.test_client().get("/report?rows=2")
-    assert response.get_data(as_text=True) == "row 1\nrow 2\n"
+    response = app.test_client().get("/report")
+    assert response.get_data(as_text=True) == "row 1\nrow 2\nrow 3\n"
     assert "GET /report body" not in [s.name for s in exporter.get_finished_spans()]
     response.close()
     assert exporter.get_finished_spans()[-1].name == "GET /report body"
 
 
-@pytest.mark.parametrize("path", ["/report", "/report-naive"])
 @pytest.mark.parametrize(
     "rows", ["0", "1001", "many", "", pytest.param("9" * 5000, id="huge")]
 )
-def test_bad_rows_are_refused_before_any_span_of_the_body(path, rows):
-    response = app.test_client().get(f"{path}?rows={rows}")
+def test_bad_rows_are_refused_before_any_span_of_the_body(rows):
+    response = app.test_client().get(f"/report-naive?rows={rows}")
     assert response.status_code == 400
     assert b"rows must be a whole number from 1 to 1,000" in response.data
 
@@ -73,3 +72,13 @@ def test_duration_metric_also_stops_when_the_view_returns():
     assert point.count == 1
     print(f"\nbody {took:.3f} s, http.server.duration {point.sum:.1f} ms")
     assert point.sum / 1000 < 10 * ROW_SECONDS  # the metric: less
+
+
+@pytest.mark.parametrize("path", ["/report", "/report-naive"])
+def test_head_on_every_route_is_answered_like_get(path):
+    """HEAD gets the GET's status and type, and no body: the rows are never
+    made. /report's body span still ends (its response is closed)."""
+    exporter.clear()
+    with app.test_client().head(path) as head:
+        assert (head.status_code, head.data, head.mimetype) == (200, b"", "text/plain")
+    assert "make row" not in [s.name for s in exporter.get_finished_spans()]

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from werkzeug.wrappers import Request, Response
 
+import snippets.opentelemetry as traced
 from snippets.opentelemetry import ROW_SECONDS, app, exporter
 from tests.flask_versions import run_on_flask
 from tests.servers import wait_until, werkzeug_server
@@ -72,9 +73,10 @@ def test_request_span_ends_before_the_body_and_rows_are_orphans(live_server, cap
     assert request_span.context.trace_id not in {r.context.trace_id for r in rows}
 
 
-def test_body_span_lasts_as_long_as_the_stream(live_server, capsys):
+def test_body_span_lasts_as_long_as_the_stream(live_server, capsys, monkeypatch):
+    monkeypatch.setattr(traced, "ROWS", ROWS)
     url = live_server(app)
-    took, body = stream(url, f"/report?rows={ROWS}")
+    took, body = stream(url, "/report")
     assert body.count("row ") == ROWS
     # call_on_close runs after the last chunk is written: wait for it.
     assert wait_until(lambda: spans_named("GET /report body"))
@@ -97,10 +99,11 @@ def test_body_span_lasts_as_long_as_the_stream(live_server, capsys):
     assert seconds(body_span) >= ROWS * ROW_SECONDS > seconds(request_span)
 
 
-def test_body_span_ends_when_the_client_goes_away(live_server):
+def test_body_span_ends_when_the_client_goes_away(live_server, monkeypatch):
+    monkeypatch.setattr(traced, "ROWS", 1000)
     url = live_server(app)
     exporter.clear()
-    with httpx.stream("GET", f"{url}/report?rows=1000", timeout=30) as response:
+    with httpx.stream("GET", f"{url}/report", timeout=30) as response:
         next(response.iter_raw())  # the first row, then hang up
     # The server notices on a failed write, closes the body: span ends.
     assert wait_until(lambda: spans_named("GET /report body"), timeout=30)
@@ -196,13 +199,34 @@ SENTRY_ROWS = 6  # of ROW_SECONDS each, in snippets/opentelemetry_sentry.py too
 
 CLIENT = f"""
 import sentry_sdk
-from snippets.opentelemetry_sentry import app
+from snippets.opentelemetry_sentry import app, make_row
+
+sentry_seen = seen["sentry"] = {{"teardowns": []}}
+
+
+@app.teardown_request
+def count_sentry_teardown(exc):
+    sentry_seen["teardowns"].append(time.time_ns())
+
+
+@app.get("/report-wrapped")
+def report_wrapped():  # teardown after the body on Flask 3.1.1
+    def generate():
+        for n in range(1, {SENTRY_ROWS} + 1):
+            yield make_row(n)
+        sentry_seen["body ends"] = time.time_ns()
+
+    return Response(stream_with_context(generate()))
+
 
 client = app.test_client()
 paths = ["/report-naive?rows={SENTRY_ROWS}", "/report?rows={SENTRY_ROWS}"]
 for path in [*paths, "/report?rows=x", "/report?rows=0"]:
     with client.get(path) as response:
         response.get_data()
+sentry_seen["teardowns"].clear()  # count those of the next request only
+with client.get("/report-wrapped") as response:
+    response.get_data()
 sentry_sdk.flush(timeout=10)
 print(repr(seen))  # the OpenTelemetry probe's findings, run first
 """
@@ -289,7 +313,23 @@ def test_sentry_transaction_ends_when_the_view_returns_and_drops_body_spans(
     assert took < SENTRY_ROWS * ROW_SECONDS  # the body took longer than this
     assert naive["spans"] == []  # the six row spans were never sent ...
     # ... not even on their own: these are all the transactions sent.
-    assert recorded(release).names() == {"report_naive", "report", "GET /report body"}
+    assert recorded(release).names() == {
+        "report_naive", "report", "GET /report body", "report_wrapped"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_sentry_ends_its_transaction_when_the_wsgi_app_returns_not_at_teardown(
+    probe, recorded, release
+):
+    """With stream_with_context, Flask 3.1.1 runs its one teardown after the
+    body (3.1.2 and later run a second one there). Sentry's transaction is
+    still shorter than the body: it ended when the WSGI app returned."""
+    (wrapped,) = recorded(release).transactions("report_wrapped")
+    sentry = probe(release)["sentry"]
+    assert len(sentry["teardowns"]) == (1 if release == "3.1.1" else 2)
+    assert sentry["teardowns"][-1] >= sentry["body ends"]  # after the body
+    assert event_seconds(wrapped) < SENTRY_ROWS * ROW_SECONDS
 
 
 def test_body_transaction_lasts_as_long_as_the_stream(recorded, capsys):

@@ -4,6 +4,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import FileWrapper
 
 import snippets.downloads as downloads
+import snippets.downloads_reports as downloads_reports
 from snippets.downloads import app
+from snippets.downloads_reports import app as reports_app
 
 ALPHABET = b"abcdefghijklmnopqrstuvwxyz\n"
 
@@ -24,10 +27,15 @@ def client():
     return app.test_client()
 
 
-def wsgi_body(path, **kwargs):
+@pytest.fixture
+def reports_client():
+    return reports_app.test_client()
+
+
+def wsgi_body(wsgi_app, path, **kwargs):
     """Call the app as a server would; return the body iterable it gets back."""
     environ = EnvironBuilder(path, **kwargs).get_environ()
-    return app(environ, lambda status, headers: None)
+    return wsgi_app(environ, lambda status, headers: None)
 
 
 def reported_path(response):
@@ -39,13 +47,13 @@ def reported_path(response):
 def made_reports(monkeypatch):
     """Record the path of every report the snippet writes (and remove leftovers)."""
     made = []
-    original = downloads.make_report
+    original = downloads_reports.make_report
 
     def recording(rows):
         made.append(Path(original(rows)))
         return str(made[-1])
 
-    monkeypatch.setattr(downloads, "make_report", recording)
+    monkeypatch.setattr(downloads_reports, "make_report", recording)
     yield made
     for path in made:
         path.unlink(missing_ok=True)
@@ -133,10 +141,11 @@ def test_absolute_name_is_refused_even_without_the_slash_merge():
 def test_body_is_the_servers_file_wrapper():
     """Without wsgi.file_wrapper, Werkzeug's own; with gunicorn's, gunicorn's,
     which is what makes its worker call socket.sendfile()."""
-    body = wsgi_body("/files/alphabet.txt")
+    body = wsgi_body(app, "/files/alphabet.txt")
     assert type(body) is FileWrapper
     body.close()
     body = wsgi_body(
+        app,
         "/files/alphabet.txt",
         environ_overrides={"wsgi.file_wrapper": GunicornFileWrapper},
     )
@@ -147,6 +156,7 @@ def test_body_is_the_servers_file_wrapper():
 def test_range_body_is_not_a_file_wrapper():
     """A 206 body is Werkzeug's _RangeWrapper: a server cannot sendfile it."""
     body = wsgi_body(
+        app,
         "/files/alphabet.txt",
         headers={"Range": "bytes=0-1"},
         environ_overrides={"wsgi.file_wrapper": GunicornFileWrapper},
@@ -159,8 +169,8 @@ def test_range_body_is_not_a_file_wrapper():
 # --- call_on_close and temporary files ------------------------------------------
 
 
-def test_call_on_close_does_not_run_after_send_file(client):
-    response = client.get("/leaky-report.csv?rows=3")
+def test_call_on_close_does_not_run_after_send_file(reports_client):
+    response = reports_client.get("/leaky-report.csv?rows=3")
     assert response.data == b"1,1\r\n2,4\r\n3,9\r\n"
     response.close()
     path = reported_path(response)
@@ -170,8 +180,10 @@ def test_call_on_close_does_not_run_after_send_file(client):
         path.unlink()
 
 
-def test_call_on_close_does_not_run_after_a_range_response(client):
-    response = client.get("/leaky-report.csv?rows=3", headers={"Range": "bytes=0-2"})
+def test_call_on_close_does_not_run_after_a_range_response(reports_client):
+    response = reports_client.get(
+        "/leaky-report.csv?rows=3", headers={"Range": "bytes=0-2"}
+    )
     assert response.status_code == 206
     response.close()
     path = reported_path(response)
@@ -181,16 +193,16 @@ def test_call_on_close_does_not_run_after_a_range_response(client):
         path.unlink()
 
 
-def test_call_on_close_runs_for_head(client):
+def test_call_on_close_runs_for_head(reports_client):
     """HEAD (and 304, 204, 1xx) bodies are empty: Werkzeug wraps the empty
     body in a ClosingIterator, which does call the callbacks."""
-    response = client.head("/leaky-report.csv?rows=3")
+    response = reports_client.head("/leaky-report.csv?rows=3")
     response.close()
     assert not reported_path(response).exists()
 
 
-def test_call_on_close_runs_for_304(client):
-    response = client.get(
+def test_call_on_close_runs_for_304(reports_client):
+    response = reports_client.get(
         "/leaky-report.csv?rows=3",
         headers={"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
     )
@@ -199,8 +211,10 @@ def test_call_on_close_runs_for_304(client):
     assert not reported_path(response).exists()
 
 
-def test_open_unlink_send_leaves_nothing_and_sends_everything(client, made_reports):
-    response = client.get("/report.csv?rows=1000")
+def test_open_unlink_send_leaves_nothing_and_sends_everything(
+    reports_client, made_reports
+):
+    response = reports_client.get("/report.csv?rows=1000")
     # The view has returned; the body is not read yet, and the name is gone.
     assert not made_reports[0].exists()
     body = response.get_data()
@@ -210,28 +224,28 @@ def test_open_unlink_send_leaves_nothing_and_sends_everything(client, made_repor
 
 
 def test_open_unlink_send_closes_the_file(made_reports):
-    body = wsgi_body("/report.csv?rows=3")
+    body = wsgi_body(reports_app, "/report.csv?rows=3")
     assert b"".join(body) == b"1,1\r\n2,4\r\n3,9\r\n"
     body.close()  # what every WSGI server does when it is done
     assert body.file.closed
 
 
-def test_failed_report_leaves_no_file(client, monkeypatch):
+def test_failed_report_leaves_no_file(reports_client, monkeypatch):
     made = []
 
     def exploding_writer(out):
         made.append(out.name)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(downloads.csv, "writer", exploding_writer)
+    monkeypatch.setattr(downloads_reports.csv, "writer", exploding_writer)
     with pytest.raises(OSError):
-        downloads.make_report(3)
+        downloads_reports.make_report(3)
     assert made and not any(os.path.exists(name) for name in made)
 
 
 @pytest.mark.parametrize("rows", ["0", "-1", "ten", "100001", ""])
-def test_bad_rows_get_400(client, rows):
-    response = client.get(f"/report.csv?rows={rows}")
+def test_bad_rows_get_400(reports_client, rows):
+    response = reports_client.get(f"/report.csv?rows={rows}")
     assert response.status_code == 400
     assert b"rows must be a whole number" in response.data
 
@@ -262,6 +276,7 @@ def test_generator_download_has_no_validators_and_no_304(client):
 
 def test_generator_download_is_not_a_file_wrapper():
     body = wsgi_body(
+        app,
         "/chunks/alphabet.txt",
         environ_overrides={"wsgi.file_wrapper": GunicornFileWrapper},
     )
@@ -294,20 +309,20 @@ def test_accel_redirect_sends_no_body_only_the_header(client):
 
 @pytest.mark.parametrize("path", ["/leaky-report.csv?rows=3", "/report.csv?rows=3"])
 @pytest.mark.parametrize("value", ["bytes=100-", "bytes=abc", "bytes=0-1,3-4"])
-def test_range_416_leaves_no_temporary_file(client, made_reports, path, value):
+def test_range_416_leaves_no_temporary_file(reports_client, made_reports, path, value):
     """send_file raises the 416 before call_on_close is registered: the leaky
     route now removes its report when send_file raises."""
-    response = client.get(path, headers={"Range": value})
+    response = reports_client.get(path, headers={"Range": value})
     response.close()
     assert response.status_code in {200, 416}
     assert made_reports and not any(p.exists() for p in made_reports)
 
 
-def test_report_from_an_open_file_does_not_claim_ranges(client, made_reports):
+def test_report_from_an_open_file_does_not_claim_ranges(reports_client, made_reports):
     """send_file(open file) knows no size and no validators: with the default
     conditional=True it said Accept-Ranges: bytes and then sent the whole
     body with a 200 to a Range request."""
-    response = client.get("/report.csv?rows=3", headers={"Range": "bytes=0-2"})
+    response = reports_client.get("/report.csv?rows=3", headers={"Range": "bytes=0-2"})
     assert response.status_code == 200
     assert response.data == b"1,1\r\n2,4\r\n3,9\r\n"
     assert "Accept-Ranges" not in response.headers
@@ -363,3 +378,90 @@ def test_accel_redirect_names_the_normalised_path(client, name):
     )
     assert response.status_code == 200
     assert response.headers["X-Accel-Redirect"] == "/_protected/alphabet.txt"
+
+
+# --- links and special files in the folder (issue 22, item 6) -----------------
+
+SECRET = b"the secret beside the folder\n"
+TOKEN = {"Authorization": "Bearer let-me-in"}
+
+
+@pytest.fixture
+def linked_folder(tmp_path, monkeypatch):
+    """files/ holds alphabet.txt, a link out to ../secret.txt, a link to a
+    folder outside, a link to alphabet.txt, a loop of links and a FIFO."""
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "alphabet.txt").write_bytes(ALPHABET)
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    (files / "out.txt").symlink_to(tmp_path / "secret.txt")
+    (files / "outside").symlink_to(tmp_path, target_is_directory=True)
+    (files / "inside.txt").symlink_to("alphabet.txt")
+    (files / "loop-a").symlink_to(files / "loop-b")
+    (files / "loop-b").symlink_to(files / "loop-a")
+    os.mkfifo(files / "fifo")
+    monkeypatch.setitem(app.config, "FILES_DIR", str(files))
+    return files
+
+
+@pytest.mark.parametrize("route", ["/files/", "/chunks/", "/protected/"])
+@pytest.mark.parametrize("name", ["out.txt", "outside/secret.txt", "loop-a"])
+def test_a_link_out_of_the_folder_is_a_404(client, linked_folder, route, name):
+    """Before the real-path check, /files/ and /chunks/ sent the secret and
+    /protected/ told nginx to send it."""
+    response = client.get(route + name, headers=TOKEN)
+    assert response.status_code == 404
+    assert SECRET not in response.data
+    assert "X-Accel-Redirect" not in response.headers
+
+
+def test_a_link_inside_the_folder_is_served_as_its_target(client, linked_folder):
+    assert client.get("/files/inside.txt").data == ALPHABET
+    assert client.get("/chunks/inside.txt").data == ALPHABET
+    accel = client.get("/protected/inside.txt", headers=TOKEN)
+    assert accel.headers["X-Accel-Redirect"] == "/_protected/alphabet.txt"
+
+
+def test_a_nul_in_the_name_is_a_404(client, linked_folder):
+    assert client.get("/files/alpha%00bet.txt").status_code == 404
+
+
+@pytest.mark.parametrize("route", ["/files/", "/chunks/", "/protected/"])
+def test_a_fifo_in_the_folder_is_a_404_without_opening_it(client, linked_folder, route):
+    """Opening a FIFO for reading waits for a writer: a view that opened it
+    would hold its worker until one came. The view answers first; if it ever
+    opens the FIFO, this test writes to it so that no thread stays blocked."""
+    answered = {}
+    thread = threading.Thread(
+        target=lambda: answered.update(r=client.get(route + "fifo", headers=TOKEN))
+    )
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():  # blocked in open(): release it, then fail
+        with open(linked_folder / "fifo", "wb"):
+            pass
+        thread.join()
+        pytest.fail(f"{route}fifo opened the FIFO and waited for a writer")
+    assert answered["r"].status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path", ["/files/alphabet.txt", "/chunks/alphabet.txt", "/protected/alphabet.txt"]
+)
+def test_head_on_every_route_is_answered_like_get(client, path):
+    get, head = client.get(path, headers=TOKEN), client.head(path, headers=TOKEN)
+    assert (head.status_code, head.data) == (get.status_code, b"")
+    assert head.headers.get("Content-Length") == get.headers.get("Content-Length")
+    assert head.mimetype == get.mimetype
+    get.close()
+
+
+@pytest.mark.parametrize("path", ["/report.csv?rows=3", "/leaky-report.csv?rows=3"])
+def test_head_on_every_report_route_is_answered_like_get(
+    reports_client, made_reports, path
+):
+    get, head = reports_client.get(path), reports_client.head(path)
+    assert (head.status_code, head.data) == (200, b"")
+    assert head.headers["Content-Length"] == get.headers["Content-Length"] == "15"
+    assert head.mimetype == get.mimetype == "text/csv"
+    get.close()

@@ -2,6 +2,7 @@
 Werkzeug's server and nginx. Proof for files/downloads and files/uploads."""
 
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -11,13 +12,14 @@ import httpx
 import psutil
 import pytest
 
-from snippets.downloads import app as downloads_app
+from snippets.downloads_reports import app as reports_app
 from tests.servers import (
     ROOT,
     gunicorn,
-    nginx,
+    nginx_http,
     open_request,
     read_to_close,
+    werkzeug_server,
 )
 
 pytestmark = pytest.mark.live
@@ -162,13 +164,13 @@ def test_call_on_close_does_not_run_after_send_file_live(
     with contextlib.ExitStack() as stack:
         if server == "werkzeug":
             # Not threaded: requests are served one after the other.
-            url = live_server(downloads_app, threaded=False)
+            url = live_server(reports_app, threaded=False)
         else:
-            url, _ = stack.enter_context(gunicorn("snippets.downloads:app"))
+            url, _ = stack.enter_context(gunicorn("snippets.downloads_reports:app"))
         with httpx.Client(base_url=url, timeout=10) as client:
             got = client.get("/leaky-report.csv?rows=3")
             head = client.head("/leaky-report.csv?rows=3")
-            client.get("/files/alphabet.txt")  # both requests above are over
+            client.get("/report.csv?rows=1")  # both requests above are over
     assert got.content == b"1,1\r\n2,4\r\n3,9\r\n"
     # GET: the callback never ran, the report is still there; HEAD: it ran.
     assert [p.name for p in report_dir.iterdir()] == [filename(got)]
@@ -180,24 +182,27 @@ def filename(response):
 
 
 def test_open_unlink_send_under_gunicorn(report_dir):
-    with gunicorn("snippets.downloads:app") as (url, _):
+    with gunicorn("snippets.downloads_reports:app") as (url, _):
         response = httpx.get(url + "/report.csv?rows=100000", timeout=30)
-        httpx.get(url + "/files/alphabet.txt")
+        httpx.get(url + "/report.csv?rows=1")
     assert int(response.headers["content-length"]) == len(response.content)
     assert response.content.endswith(b"100000,10000000000\r\n")
     assert list(report_dir.iterdir()) == []
 
 
-ACCEL = """
-    location /_protected/ {{
-        internal;
-        alias {files}/;
-        types {{ text/plain txt; }}
-    }}
-    location / {{
-        proxy_pass {upstream};
-    }}
-"""
+CONF = ROOT / "docs" / "files" / "_conf" / "downloads.nginx.conf"
+MIME_TYPES = "include /etc/nginx/mime.types;"  # Debian's nginx.conf has it too
+
+
+def accel_conf(files, upstream, text=None):
+    """The page's nginx config as it is, pointed at this test's folder and
+    app: only the folder and the upstream address change."""
+    text = CONF.read_text() if text is None else text
+    assert text.count("/srv/app/files/") == 1
+    assert text.count("http://127.0.0.1:8000") == 1
+    return text.replace("/srv/app/files/", f"{files}/").replace(
+        "http://127.0.0.1:8000", upstream
+    )
 
 
 @pytest.mark.nginx
@@ -205,8 +210,7 @@ def test_nginx_serves_the_file_the_app_authorised(files_dir):
     with gunicorn("snippets.downloads:app") as (app_url, _):
         # What the app itself sends: a header and an empty body.
         direct = httpx.get(app_url + "/protected/alphabet.txt", headers=TOKEN)
-        block = ACCEL.format(files=files_dir, upstream=app_url)
-        with nginx(block) as url:
+        with nginx_http(MIME_TYPES, accel_conf(files_dir, app_url)) as url:
             served = httpx.get(url + "/protected/alphabet.txt", headers=TOKEN)
             ranged = httpx.get(
                 url + "/protected/alphabet.txt", headers={**TOKEN, "Range": "bytes=0-2"}
@@ -281,8 +285,8 @@ def test_x_accel_redirect_reaches_nothing_outside_the_internal_location(
     token, to the app through nginx and to the internal location directly:
     each answer is the authorised file or a 4xx, never the secret."""
     with gunicorn("snippets.downloads:app") as (app_url, _):
-        block = ACCEL.format(files=files_beside_a_secret, upstream=app_url)
-        with nginx(block) as url:
+        conf = accel_conf(files_beside_a_secret, app_url)
+        with nginx_http(MIME_TYPES, conf) as url:
             answers = {}
             for target in TRAVERSALS:
                 headers = [f"Authorization: {TOKEN['Authorization']}"]
@@ -301,3 +305,95 @@ def test_x_accel_redirect_reaches_nothing_outside_the_internal_location(
     print({target: raw.split(b"\r\n", 1)[0] for target, raw in answers.items()})
     served = [t for t, raw in answers.items() if raw.endswith(ALPHABET)]
     assert served == TRAVERSALS[:3]  # the names that normalise to alphabet.txt
+
+
+@pytest.fixture
+def links_beside_a_secret(monkeypatch):
+    """<tmp>/files/ holds alphabet.txt, a link out to <tmp>/secret.txt, a
+    link to a folder outside, a link inside, and a FIFO; world-readable, for
+    nginx's unprivileged worker."""
+    with tempfile.TemporaryDirectory(prefix="fsp-links-") as tmp:
+        root = Path(tmp)
+        files = root / "files"
+        files.mkdir()
+        for folder in (root, files):
+            folder.chmod(0o755)
+        shutil.copy(FILES / "alphabet.txt", files)
+        (root / "secret.txt").write_bytes(SECRET)
+        (files / "out.txt").symlink_to(root / "secret.txt")
+        (files / "outside").symlink_to(root, target_is_directory=True)
+        (files / "inside.txt").symlink_to("alphabet.txt")
+        os.mkfifo(files / "fifo", 0o644)
+        for path in (root / "secret.txt", files / "alphabet.txt"):
+            path.chmod(0o644)
+        monkeypatch.setenv("FLASK_FILES_DIR", str(files))
+        yield files
+
+
+def accel_everything(environ, start_response):
+    """An upstream that authorises every name, as if a link had appeared
+    between the app's check and nginx opening the file."""
+    name = environ["PATH_INFO"].removeprefix("/protected/")
+    start_response("200 OK", [("X-Accel-Redirect", "/_protected/" + name)])
+    return [b""]
+
+
+LINKED = ["alphabet.txt", "inside.txt", "out.txt", "outside/secret.txt", "fifo"]
+
+
+def through_nginx(conf):
+    """(status, body) for each of LINKED, through nginx with ``conf``."""
+    with nginx_http(MIME_TYPES, conf) as url, httpx.Client(timeout=10) as client:
+        return {
+            name: (r.status_code, r.content)
+            for name in LINKED
+            if (r := client.get(f"{url}/protected/{name}"))
+        }
+
+
+@pytest.mark.nginx
+def test_nginx_disable_symlinks_refuses_a_link_the_app_let_through(
+    links_beside_a_secret,
+):
+    """The page's config: a link is a 403 from nginx itself (a 404 for a
+    link to a folder), even when the app said yes; without its
+    disable_symlinks line nginx follows the link out of the folder and sends
+    the secret. A FIFO is never waited on."""
+    with werkzeug_server(accel_everything) as upstream:
+        shown = through_nginx(accel_conf(links_beside_a_secret, upstream))
+        text = CONF.read_text()
+        line = next(x for x in text.splitlines() if "disable_symlinks on;" in x)
+        without = through_nginx(
+            accel_conf(links_beside_a_secret, upstream, text.replace(line, ""))
+        )
+    print({"shown": {k: v[0] for k, v in shown.items()}})
+    print({"without disable_symlinks": {k: v[0] for k, v in without.items()}})
+    assert shown["alphabet.txt"] == (200, ALPHABET)
+    assert shown["inside.txt"][0] == shown["out.txt"][0] == 403
+    assert shown["outside/secret.txt"][0] == 404  # a link to a folder
+    assert without["out.txt"] == (200, SECRET)
+    assert without["outside/secret.txt"] == (200, SECRET)
+    assert without["inside.txt"] == (200, ALPHABET)
+    # A FIFO: an answer within the client's timeout, and not a 200.
+    assert shown["fifo"][0] != 200 and without["fifo"][0] != 200
+
+
+@pytest.mark.nginx
+def test_app_and_nginx_refuse_links_out_of_the_folder(links_beside_a_secret):
+    """The snippet behind the page's config: a link out is the app's 404,
+    a link inside is authorised under its target's name, and a FIFO is the
+    app's 404 with the worker free for the next request."""
+    with contextlib.ExitStack() as stack:
+        app_url, _ = stack.enter_context(gunicorn("snippets.downloads:app"))
+        url = stack.enter_context(
+            nginx_http(MIME_TYPES, accel_conf(links_beside_a_secret, app_url))
+        )
+        client = stack.enter_context(httpx.Client(base_url=url, timeout=10))
+        got = {name: client.get(f"/protected/{name}", headers=TOKEN) for name in LINKED}
+        after = client.get("/protected/alphabet.txt", headers=TOKEN)
+    assert got["alphabet.txt"].content == ALPHABET
+    assert got["inside.txt"].content == ALPHABET
+    for name in ("out.txt", "outside/secret.txt", "fifo"):
+        assert got[name].status_code == 404, name
+        assert SECRET not in got[name].content
+    assert after.content == ALPHABET

@@ -3,6 +3,8 @@
 import hashlib
 import io
 import json
+import os
+import tempfile
 import tracemalloc
 
 import pytest
@@ -200,3 +202,126 @@ def test_chunked_body_read_whole_stops_at_the_limit_without_an_error():
     with demo.request_context(environ), pytest.raises(RequestEntityTooLarge):
         while request.stream.read(4096):
             pass
+
+
+# --- multipart forms: snippets/uploads_forms.py (Werkzeug 3.1.9) ---------------
+
+TOO_LARGE = (
+    b"<!doctype html>\n<html lang=en>\n<title>413 Request Entity Too Large</title>\n"
+    b"<h1>Request Entity Too Large</h1>\n"
+    b"<p>The data value transmitted exceeds the capacity limit.</p>\n"
+)
+
+
+@pytest.fixture
+def forms(tmp_path, monkeypatch):
+    from snippets.uploads_forms import app as forms_app
+
+    monkeypatch.setitem(forms_app.config, "UPLOAD_DIR", str(tmp_path / "forms"))
+    forms_app.upload_dir = tmp_path / "forms"
+    return forms_app
+
+
+@pytest.mark.parametrize("kind", ["application/x-www-form-urlencoded", "multipart"])
+def test_request_stream_after_request_form_is_empty(forms, kind):
+    content_type = "multipart/form-data" if kind == "multipart" else kind
+    response = forms.test_client().post(
+        "/form-then-stream", data={"name": "Ada"}, content_type=content_type
+    )
+    assert response.json == {"fields": 1, "stream_bytes": 0}
+
+
+def test_1001_multipart_parts_are_a_413_and_1000_are_not(forms):
+    """Flask 3.1's MAX_FORM_PARTS: 1,000 by default."""
+    client = forms.test_client()
+    assert forms.config["MAX_FORM_PARTS"] == 1000
+
+    def post(parts):
+        data = {f"f{i}": "1" for i in range(parts)}
+        return client.post(
+            "/form-then-stream", data=data, content_type="multipart/form-data"
+        )
+
+    assert post(1000).json == {"fields": 1000, "stream_bytes": 0}
+    refused = post(1001)
+    assert (refused.status_code, refused.data) == (413, TOO_LARGE)
+
+
+def test_a_multipart_field_over_500_000_bytes_is_a_413_and_urlencoded_is_not(forms):
+    """Flask 3.1's MAX_FORM_MEMORY_SIZE (500,000 bytes) limits a multipart
+    field that is not a file; an urlencoded body only meets
+    MAX_CONTENT_LENGTH."""
+    client = forms.test_client()
+    assert forms.config["MAX_FORM_MEMORY_SIZE"] == 500_000
+
+    def post(size, content_type):
+        data = {"note": "x" * size}
+        return client.post("/form-then-stream", data=data, content_type=content_type)
+
+    assert post(500_000, "multipart/form-data").status_code == 200
+    refused = post(500_001, "multipart/form-data")
+    assert (refused.status_code, refused.data) == (413, TOO_LARGE)
+    urlencoded = post(500_001, "application/x-www-form-urlencoded")
+    assert urlencoded.json == {"fields": 1, "stream_bytes": 0}
+
+
+def multipart_file(size, boundary="b0undary"):
+    """A multipart body with one file field of ``size`` bytes, in a
+    temporary file (so the test's own memory is not what is measured)."""
+    body = tempfile.TemporaryFile()  # noqa: SIM115 the caller closes it
+    body.write(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file";'
+        ' filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+    )
+    for _ in range(size // MiB):
+        body.write(b"z" * MiB)
+    body.write(f"\r\n--{boundary}--\r\n".encode())
+    length = body.tell()
+    body.seek(0)
+    return body, length, f"multipart/form-data; boundary={boundary}"
+
+
+def test_multipart_upload_keeps_python_memory_under_2_mib(forms):
+    """32 MiB through Werkzeug's form parser and file.save(): Python's
+    allocations peak under 2 MiB (the parser spools a file over 500 KiB to a
+    temporary file)."""
+    body, length, content_type = multipart_file(32 * MiB)
+    with body:
+        tracemalloc.start()
+        try:
+            response = forms.test_client().post(
+                "/form-upload",
+                input_stream=body,
+                content_type=content_type,
+                content_length=length,
+            )
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    print(f"\n32 MiB multipart upload: Python peak {peak / MiB:.2f} MiB")
+    assert response.status_code == 201
+    assert response.json == {"name": "big.bin", "size": 32 * MiB}
+    assert (forms.upload_dir / "big.bin").stat().st_size == 32 * MiB
+    assert peak < 2 * MiB
+    assert [p.name for p in forms.upload_dir.iterdir()] == ["big.bin"]
+
+
+def test_form_upload_refuses_a_missing_or_nameless_file(forms):
+    client = forms.test_client()
+    missing = client.post("/form-upload", data={"name": "x"})
+    assert missing.status_code == 400
+    assert b"send a file field named file" in missing.data
+    nameless = client.post("/form-upload", data={"file": (io.BytesIO(b"x"), "..")})
+    assert nameless.status_code == 400
+    assert b"the file name must contain letters or digits" in nameless.data
+
+
+def test_form_upload_that_fails_leaves_no_part_file(forms, monkeypatch):
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    client = forms.test_client()
+    data = {"file": (io.BytesIO(b"x"), "a.txt")}
+    assert client.post("/form-upload", data=data).status_code == 500
+    assert list(forms.upload_dir.iterdir()) == []

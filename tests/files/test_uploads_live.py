@@ -185,61 +185,55 @@ def test_waitress_calls_the_app_only_after_the_whole_body(upload_dir):
     assert (upload_dir / "slow.bin").stat().st_size == 4 * MiB
 
 
-PROXY = """
-    client_max_body_size {limit};
-    client_body_temp_path {body_temp};
-    {buffering}
-    location / {{
-        proxy_pass {upstream};
-        proxy_http_version 1.1;
-    }}
-"""
+CONF = ROOT / "docs" / "files" / "_conf" / "uploads.nginx.conf"
+BUFFERING_OFF = "    proxy_request_buffering off;   # pass the body on as it comes\n"
+
+
+def upload_conf(upstream, body_temp, *, drop=""):
+    """The page's nginx config as it is (less the line ``drop``), pointed at
+    this test's app; the body temp path is this machine's, outside it."""
+    text = CONF.read_text()
+    assert text.count("http://127.0.0.1:8000") == 1 and drop in text
+    text = text.replace(drop, "").replace("http://127.0.0.1:8000", upstream)
+    return f"client_body_temp_path {body_temp};\n{text}"
 
 
 @pytest.mark.nginx
 def test_nginx_buffers_the_request_body_by_default(upload_dir, body_temp):
-    with gunicorn("snippets.uploads:app") as (app_url, _):
-        block = PROXY.format(
-            limit="10m", buffering="", upstream=app_url, body_temp=body_temp
-        )
-        with nginx(block) as url:
-            started, status = half_then_rest(url, upload_dir, started_within=2)
+    """The page's config without its proxy_request_buffering line."""
+    with contextlib.ExitStack() as stack:
+        app_url, _ = stack.enter_context(gunicorn("snippets.uploads:app"))
+        conf = upload_conf(app_url, body_temp, drop=BUFFERING_OFF)
+        url = stack.enter_context(nginx(conf))
+        started, status = half_then_rest(url, upload_dir, started_within=2)
     assert not started
     assert status == 201
 
 
 @pytest.mark.nginx
 def test_nginx_passes_the_body_on_with_request_buffering_off(upload_dir, body_temp):
-    with gunicorn("snippets.uploads:app") as (app_url, _):
-        block = PROXY.format(
-            limit="10m",
-            buffering="proxy_request_buffering off;",
-            upstream=app_url,
-            body_temp=body_temp,
-        )
-        with nginx(block) as url:
-            started, status = half_then_rest(url, upload_dir, started_within=15)
+    """The page's config, as it is."""
+    with contextlib.ExitStack() as stack:
+        app_url, _ = stack.enter_context(gunicorn("snippets.uploads:app"))
+        url = stack.enter_context(nginx(upload_conf(app_url, body_temp)))
+        started, status = half_then_rest(url, upload_dir, started_within=15)
     assert started
     assert status == 201
 
 
-# nginx in front of the app, as on the downloads page.
-ACCEL = """
-    location /_protected/ {{
-        internal;
-        alias {files}/;
-        types {{ text/plain txt; }}
-    }}
-    location / {{
-        proxy_pass {upstream};
-    }}
-"""
+# nginx in front of the app, as on the downloads page: its config file as it
+# is, with no client_max_body_size.
+DOWNLOADS_CONF = ROOT / "docs" / "files" / "_conf" / "downloads.nginx.conf"
 
 
 @pytest.mark.nginx
 def test_nginx_refuses_bodies_over_1_mib_by_default(upload_dir):
     with gunicorn("snippets.uploads:app") as (app_url, _):
-        block = ACCEL.format(files=FILES, upstream=app_url)
+        block = (
+            DOWNLOADS_CONF.read_text()
+            .replace("/srv/app/files/", f"{FILES}/")
+            .replace("http://127.0.0.1:8000", app_url)
+        )
         with nginx(block) as url:
             status, body = put(
                 url, "/uploads/two.bin", b"2" * (2 * MiB), {"Content-Length": "2097152"}
