@@ -133,7 +133,9 @@ def _fetch_wheels(locked, target: Path) -> None:
         requirements.write_text("\n".join(e for _v, e, _h in locked.values()) + "\n")
         binary = ",".join(name for name in PACKAGES if name != "markupsafe")
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            # --isolated: PyPI and the lock, not a machine's pip.conf.
+            [sys.executable, "-m", "pip", "--isolated", "--disable-pip-version-check",
+             "download", "--quiet", "--no-deps",
              "--require-hashes", "-r", str(requirements), "-d", tmp,
              "--no-binary", "markupsafe", "--only-binary", binary],
             check=True,

@@ -47,6 +47,8 @@ NEEDS_STORE = {
     "scale_out": "its log is a Redis stream, read on every request",
     "flask_sqlalchemy": "its tables are made by the page's set-up first",
     "object_storage": "every route talks to an S3 store",
+    "celery_reports": "every route talks to Redis through Celery (a broker)",
+    "flask_session_stores": "its sessions live in memcached or Redis",
     # Not a store, but the same rule: importing it calls sentry_sdk.init(),
     # which wraps every Flask app in this process (the downloads and
     # middleware tests then saw Sentry's response wrapper, not the server's
@@ -61,7 +63,7 @@ ON_PURPOSE = snippet_index.on_purpose() | {
     ("middleware", "/broken/feed"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/file"): "docs/deploy/middleware.rst",
     ("middleware", "/broken/text"): "docs/deploy/middleware.rst",
-    ("downloads", "/leaky-report.csv"): "docs/files/downloads.rst",  # a file left
+    ("downloads_reports", "/leaky-report.csv"): "docs/files/downloads.rst",
     ("flask_login", "/report-broken"): "docs/extensions/flask_login.rst",
 }
 
