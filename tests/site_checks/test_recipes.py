@@ -16,6 +16,7 @@ import contextlib
 import html
 import importlib.util
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -111,11 +112,15 @@ def test_pattern_page_opens_with_answer_recipe_and_before_you_ship(page):
 @pytest.mark.parametrize("page", PAGES)
 def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
     """Saved alone as a file and imported, the recipe's app answers its first
-    route (a plain GET) with a streamed 200 whose first chunk comes. A first
-    route that takes only POST starts something: the stream is at the URL it
-    answers with (its Location, or a URL in its JSON). A signed-in stream
-    (a 401 first) is asked again after the page's own sign-in; the
-    environment the page's set-up gives (``os.environ.setdefault``) is set."""
+    route (a plain GET) with a streamed 200 whose first chunk comes. The
+    file sits where a reader's would: next to a copy of the snippets'
+    ``files/`` and ``templates/`` folders; a ``<name>`` in the route is a
+    file of ``files/``. A first route that takes no GET is sent the body the
+    page's examples send it: an upload is then stored (a 2xx), a start
+    answers with the stream's URL (its Location, or a URL in its JSON). A
+    signed-in stream (a 401 first) is asked again after the page's own
+    sign-in (a POST route under /login); the environment the page's set-up
+    gives (``os.environ.setdefault``) is set."""
     included = recipe_source(page)
     assert included, "no recipe"
     if ROOT / "snippets" not in included.parents:  # a config file
@@ -133,13 +138,17 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
     module_name = "recipe_" + re.sub(r"\W", "_", page)
     path = tmp_path / f"{module_name}.py"
     path.write_text(source)
+    for folder in ("files", "templates"):
+        shutil.copytree(ROOT / "snippets" / folder, tmp_path / folder)
+    a_file = sorted(p.name for p in (tmp_path / "files").iterdir() if p.is_file())[0]
     page_env = dict(
         re.findall(
             r"os\.environ\.setdefault\(\s*[\"'](\w+)[\"']\s*,\s*[\"']([^\"']*)[\"']",
             (DOCS / f"{page}.rst").read_text(),
         )
     )
-    with contextlib_for(source) as (env, path_values):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with contextlib_for(source, module_name, tmp_path) as (env, path_values):
         for key, value in {**page_env, **env}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(tmp_path)
@@ -153,26 +162,36 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
             assert quart_first_route_answers(app, rule.rule)
             return
         client = app.test_client()
+        values = {"name": a_file, **path_values}
         url = re.sub(
-            r"<(?:[^:<>]+:)?(\w+)>", lambda m: path_values.get(m[1], "1"), rule.rule
+            r"<(?:[^:<>]+:)?(\w+)>", lambda m: values.get(m[1], "1"), rule.rule
         )
         if "GET" not in rule.methods:
-            started = post_as_the_page_does(client, page, rule.rule)
+            method = sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
+            started = send_as_the_page_does(client, page, method, rule.rule, url)
             if started.is_streamed and started.status_code == 200:
                 check_streamed(started)
                 return
             assert started.status_code < 300, started.get_data()[:300]
+            if method == "PUT":  # an upload, streamed in and stored
+                return
             url = started.headers.get("Location") or next(
                 value
                 for value in (started.get_json(silent=True) or {}).values()
                 if isinstance(value, str) and value.startswith("/")
             )
         response = client.get(url, buffered=False)
-        if response.status_code == 401 and any(
-            r.rule == "/login" and "POST" in r.methods for r in app.url_map.iter_rules()
-        ):  # a signed-in stream: sign in as the page does, then again
+        sign_in = [
+            r
+            for r in app.url_map.iter_rules()
+            if r.rule.startswith("/login") and "POST" in r.methods
+        ]
+        if response.status_code == 401 and sign_in:  # sign in as the page does
             response.close()
-            signed_in = post_as_the_page_does(client, page, "/login")
+            login = re.sub(r"<(?:[^:<>]+:)?(\w+)>", "1", sign_in[0].rule)
+            signed_in = send_as_the_page_does(
+                client, page, "POST", sign_in[0].rule, login
+            )
             assert signed_in.status_code < 300, signed_in.get_data()[:300]
             response = client.get(url, buffered=False)
         check_streamed(response)
@@ -187,23 +206,30 @@ def check_streamed(response):
         response.close()
 
 
-POST_EXAMPLE = r"client\.post\(\s*[\"']{path}[\"']\s*,\s*(json|data)=(\{{[^}}]*\}})\)"
+EXAMPLE = (
+    r"client\.{method}\(\s*f?[\"']{path}[\"']\s*,\s*(json|data)="
+    r"(\{{[^}}]*\}}|b?[\"'][^\"']*[\"'])"
+)
 
 
-def post_as_the_page_does(client, page, path):
-    """POST ``path`` with each body the page's own examples send it (a
-    prompt, a form), streamed, until one is accepted; with none if the page
-    sends none."""
+def send_as_the_page_does(client, page, method, rule, url):
+    """``method`` ``url`` with each body the page's own examples send to the
+    route (a prompt, a form, an upload's bytes), streamed, until one is
+    accepted; with none if the page sends none."""
     import ast
 
     text = (DOCS / f"{page}.rst").read_text()
+    path = re.escape(rule).replace(r"\<", "<")
+    path = re.sub(r"<(?:[^:<>]+:)?\w+\\?>", r"[^\"']+", path)
     bodies = []
-    for kind, literal in re.findall(POST_EXAMPLE.format(path=re.escape(path)), text):
-        with contextlib.suppress(ValueError, SyntaxError):  # "x" * 3000: not a literal
+    for kind, literal in re.findall(
+        EXAMPLE.format(method=method.lower(), path=path), text
+    ):
+        with contextlib.suppress(ValueError, SyntaxError):  # "x" * 3000
             bodies.append({kind: ast.literal_eval(literal)})
     response = None
-    for kwargs in [*bodies, {}]:
-        response = client.post(path, buffered=False, **kwargs)
+    for kwargs in [*bodies, {"data": b"hello\n"} if method == "PUT" else {}]:
+        response = client.open(url, method=method, buffered=False, **kwargs)
         if response.status_code < 300:
             return response
         response.close()
@@ -231,12 +257,13 @@ def openai_like_upstream(environ, start_response):
     yield b"data: [DONE]\n\n"
 
 
-def contextlib_for(source: str):
+def contextlib_for(source: str, module_name: str, folder: Path):
     """What a recipe's code talks to, started for it: its environment and
-    the values of its first route's path. Redis, in every ``*REDIS_URL`` it
-    reads; an OpenAI-like upstream for a relay; a fake provider for the
-    OpenAI SDK (OPENAI_BASE_URL); an S3 server holding one object for boto3.
-    Others get nothing."""
+    the values of its first route's path. Redis, in every variable it reads
+    with a ``redis://`` default (and a Celery worker if it has a Celery app);
+    an OpenAI-like upstream for a relay; a fake provider for the OpenAI SDK
+    (OPENAI_BASE_URL); an S3 server holding one object for boto3. Others get
+    nothing."""
     import contextlib
 
     imports = set(re.findall(r"^(?:from|import) (\w+)", source, re.M))
@@ -265,10 +292,26 @@ def contextlib_for(source: str):
                     {"key": "hello.txt"},
                 )
         elif imports & set(STORE_CLIENTS):
-            names = set(re.findall(r"[\"'](\w*REDIS_URL)[\"']", source))
-            with serve("redis") as redis:
-                yield dict.fromkeys(names or {"REDIS_URL"}, redis.url), {}
+            names = set(REDIS_DEFAULT.findall(source)) | set(
+                re.findall(r"[\"'](\w*REDIS_URL)[\"']", source)
+            )
+            with contextlib.ExitStack() as stack:
+                redis = stack.enter_context(serve("redis"))
+                env = dict.fromkeys(names or {"REDIS_URL"}, redis.url)
+                if found := re.search(r"^(\w+) = Celery\(", source, re.M):
+                    stack.enter_context(
+                        serve(
+                            "celery",
+                            f"{module_name}:{found[1]}",
+                            redis.url,
+                            env={**env, "PYTHONPATH": str(folder)},
+                        )
+                    )
+                yield env, {}
         else:
             yield {}, {}
 
     return started()
+
+
+REDIS_DEFAULT = re.compile(r"environ\.get\(\s*[\"'](\w+)[\"']\s*,\s*[\"']redis://")
