@@ -2,8 +2,9 @@
 code on them.
 
 ``NEXT`` is what ``pip install --target`` gets, the same mechanism as
-tests/flask_versions.py uses for older releases: today two wheels built from
-Flask's and Werkzeug's main branches at a pinned commit (tests/wheels/README.md
+tests/flask_versions.py uses for older releases: today the two wheels in
+tests/wheels, built from Flask's and Werkzeug's main branches at a pinned commit
+(tests/wheels/README.md
 names the commits and how to refresh them). When Flask 3.2 is on PyPI, the pin
 becomes ``NEXT = ("flask==3.2.0", "werkzeug==3.2.0")``: one line.
 
@@ -26,7 +27,7 @@ import pytest
 from tests.servers import ROOT, STRICT
 
 WHEELS = ROOT / "tests" / "wheels"
-NEXT = (f"{WHEELS}/flask-3.2.0.dev0-py3-none-any.whl", f"{WHEELS}/werkzeug-3.2.0.dev0-py3-none-any.whl")  # fmt: skip
+NEXT = tuple(str(wheel) for wheel in sorted(WHEELS.glob("*.whl")))
 
 _TARGET: list[Path] = []
 

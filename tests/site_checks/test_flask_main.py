@@ -62,19 +62,30 @@ def selection():
 
 # A failing Sybil example is named by its page and its first line (line
 # numbers move); a failing test by its node id. Each maps to the proof below.
+LIFECYCLE = "tests/state/test_lifecycle.py::test_"
+TEARDOWN_ONCE = "test_teardown_runs_once_after_the_body_on_flask_3_2"
 CHANGED = {
-    "docs/state/lifecycle.rst: >>> print(*EVENTS, sep=\"\\n\")": "test_teardown_runs_once_after_the_body_on_flask_3_2",
-    "docs/state/lifecycle.rst: >>> teardown_client.get(\"/db-captured\")": "test_connection_captured_in_view_still_open_in_generator_on_flask_3_2",
-    "docs/basics/request_context.rst: >>> with app.app_context():": "test_stream_with_context_needs_only_an_app_context_on_flask_3_2",
-    "docs/extensions/flask_sqlalchemy.rst: >>> next(response.response)": "test_lazy_load_in_generator_works_on_flask_3_2",
-    "docs/files/uploads.rst: >>> status, b\"send a Content-Length or a chunked body\" in b\"\".join(body)": "test_status_reason_is_title_case_on_werkzeug_3_2",
-    "tests/state/test_lifecycle.py::test_teardown_runs_twice_with_stream_with_context_since_flask_3_1_2": "test_teardown_runs_once_after_the_body_on_flask_3_2",
-    "tests/state/test_lifecycle.py::test_uploaded_file_parsed_in_view_is_closed_before_generator": "test_teardown_runs_once_after_the_body_on_flask_3_2",
-    "tests/state/test_lifecycle.py::test_connection_captured_in_view_is_closed_in_generator": "test_connection_captured_in_view_still_open_in_generator_on_flask_3_2",
-    "tests/state/test_lifecycle.py::test_connection_fetched_in_generator_works_and_teardown_runs_twice": "test_teardown_runs_once_after_the_body_on_flask_3_2",
-    "tests/state/test_lifecycle.py::test_non_idempotent_teardown_fails_at_end_of_stream": "test_teardown_runs_once_after_the_body_on_flask_3_2",
-    "tests/state/test_lifecycle.py::test_stream_with_context_runs_teardown_before_the_first_chunk": "test_teardown_runs_once_after_the_body_on_flask_3_2",
-    "tests/state/test_lifecycle.py::test_second_teardown_fails_after_the_last_chunk": "test_teardown_runs_once_after_the_body_on_flask_3_2",
+    'docs/state/lifecycle.rst: >>> print(*EVENTS, sep="\\n")': TEARDOWN_ONCE,
+    'docs/state/lifecycle.rst: >>> teardown_client.get("/db-captured")':
+        "test_connection_captured_in_view_still_open_in_generator_on_flask_3_2",
+    "docs/basics/request_context.rst: >>> with app.app_context():":
+        "test_stream_with_context_needs_only_an_app_context_on_flask_3_2",
+    "docs/extensions/flask_sqlalchemy.rst: >>> next(response.response)":
+        "test_lazy_load_in_generator_works_on_flask_3_2",
+    'docs/files/uploads.rst: >>> status, b"send a Content-Length or a chunked body"'
+    ' in b"".join(body)': "test_status_reason_is_title_case_on_werkzeug_3_2",
+    f"{LIFECYCLE}teardown_runs_twice_with_stream_with_context_since_flask_3_1_2":
+        TEARDOWN_ONCE,
+    f"{LIFECYCLE}uploaded_file_parsed_in_view_is_closed_before_generator":
+        TEARDOWN_ONCE,
+    f"{LIFECYCLE}connection_captured_in_view_is_closed_in_generator":
+        "test_connection_captured_in_view_still_open_in_generator_on_flask_3_2",
+    f"{LIFECYCLE}connection_fetched_in_generator_works_and_teardown_runs_twice":
+        TEARDOWN_ONCE,
+    f"{LIFECYCLE}non_idempotent_teardown_fails_at_end_of_stream": TEARDOWN_ONCE,
+    f"{LIFECYCLE}stream_with_context_runs_teardown_before_the_first_chunk":
+        TEARDOWN_ONCE,
+    f"{LIFECYCLE}second_teardown_fails_after_the_last_chunk": TEARDOWN_ONCE,
 }  # fmt: skip
 
 
@@ -109,9 +120,8 @@ def test_in_process_tier_on_flask_main():
         )  # fmt: skip
         took = time.monotonic() - started
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
-    print(
-        f"\n{len(items)} files on {[Path(n).name for n in NEXT]}: {summary} ({took:.1f} s)"
-    )
+    wheels = [Path(n).name for n in NEXT]
+    print(f"\n{len(items)} files on {wheels}: {summary} ({took:.1f} s)")
     failed = {
         failure_key(line.split(" ", 1)[1].split(" - ", 1)[0])
         for line in run.stdout.splitlines()
