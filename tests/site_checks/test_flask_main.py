@@ -123,7 +123,7 @@ def test_in_process_tier_on_flask_main():
         started = time.monotonic()
         run = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-cov",
-             "-n", "0", "-q", "-m", "not slow", "-W", "ignore::DeprecationWarning",
+             "-n", "0", "-q", "-m", "not slow",
              *(f"--deselect={nodeid}" for nodeid in DESELECT), *items],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
@@ -145,6 +145,14 @@ def test_in_process_tier_on_flask_main():
         key for key in CHANGED if key.split(":")[0].split("::")[0] in items
     } - failed
     assert not stale, f"listed as changed, but pass on main: {sorted(stale)}"
+    # A deprecation that the repository's own code triggers on main (Werkzeug
+    # 3.2 deprecates parse_range_header, parse_etags and friends) is named in
+    # pytest's warnings summary by the file that made the call.
+    ours = [
+        line for line in run.stdout.splitlines()
+        if "DeprecationWarning" in line and f"{ROOT}/snippets/" in line
+    ]  # fmt: skip
+    assert not ours, "\n".join(ours)
 
 
 def on_both(code, env=None):
