@@ -3,10 +3,10 @@ code on them.
 
 ``NEXT`` is what ``pip install --target`` gets, the same mechanism as
 tests/flask_versions.py uses for older releases: today the two wheels in
-tests/wheels, built from Flask's and Werkzeug's main branches at a pinned commit
-(tests/wheels/README.md
-names the commits and how to refresh them). When Flask 3.2 is on PyPI, the pin
-becomes ``NEXT = ("flask==3.2.0", "werkzeug==3.2.0")``: one line.
+tests/wheels, built from Flask's and Werkzeug's main branches at a pinned
+commit (tests/wheels/README.md names the commits and how to refresh them).
+When Flask 3.2 is on PyPI, the pin becomes one line:
+``NEXT = ("flask==3.2.0", "werkzeug==3.2.0")``.
 
     result = run_on_next(SCRIPT)  # what SCRIPT printed last, on the next Flask
 

@@ -227,8 +227,8 @@ except sqlite3.ProgrammingError as error:
 
 def test_every_teardown_runs_when_one_raises_on_flask_3_2():
     """lifecycle.rst: on 3.1.3 a teardown that raises skips the ones
-    registered before it; on main all run, and the errors come out together
-    as an ExceptionGroup (pallets/flask#5928)."""
+    registered before it; on main all run, and the error comes out wrapped in
+    an ExceptionGroup (pallets/flask#5928)."""
     code = """
 from flask import Flask
 app = Flask("teardowns")
