@@ -352,3 +352,47 @@ sha3 = base64.b64encode(hashlib.sha3_256(b"abc").digest()).decode().rstrip("=")
 print(repr((etag == hashlib.sha1(b"abc").hexdigest(), etag == sha3)))
 """
     assert on_both(code) == ((True, False), (False, True))
+
+
+def probe_code(module: str, *names: str) -> str:
+    """The probe scripts (string constants) of another test module, read
+    without importing it: importing would run its module-level set-up (an
+    OpenTelemetry provider, a Flask-Login app) in this process."""
+    import ast
+
+    tree = ast.parse((ROOT / module).read_text())
+    found = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }
+    return "".join(found[name] for name in names)
+
+
+def test_request_span_covers_the_body_again_on_flask_3_2():
+    """opentelemetry.rst: with ``stream_with_context``, the request span ends
+    at the first teardown, before the body, on 3.1.3; on main teardown runs
+    once, after the body, so the span covers the body and the rows are in its
+    trace, as on 3.1.1 (the probe of test_opentelemetry_live.py)."""
+    code = probe_code("tests/extensions/test_opentelemetry_live.py", "PROBE")
+    code += "\nprint(repr(seen))"
+    keys = ("teardowns", "request span ends", "rows in the request's trace")
+    pinned, main = (tuple(seen[k] for k in keys) for seen in on_both(code))
+    assert pinned == (2, "before the body", [False] * 3)
+    assert main == (1, "after the body", [True] * 3)
+
+
+def test_database_user_in_wrapped_generator_loads_on_flask_3_2():
+    """flask_login.rst: ``current_user`` loaded by the view through
+    Flask-SQLAlchemy is detached in a ``stream_with_context`` generator on
+    3.1.3; on main its session is still open and the lazy attribute loads,
+    as on 3.1.1 (the probes of test_flask_login_live.py)."""
+    code = probe_code("tests/extensions/test_flask_login_live.py", "PROBE", "PROBE_DB")
+    with tempfile.TemporaryDirectory() as folder:  # a database for each side
+        pinned = run_on_flask(PINNED, code, {"USERS_DB": f"{folder}/pinned.sqlite3"})
+        main = run_on_next(code, {"USERS_DB": f"{folder}/main.sqlite3"})
+    pinned, main = pinned["/team"], main["/team"]
+    assert pinned.startswith("DetachedInstanceError: Parent instance <User at ")
+    assert main == "Ada Engines"
