@@ -44,6 +44,7 @@ extensions = [
     "sphinx_copybutton",
     "sphinx_design",
     "proofs",  # docs/_ext/proofs.py: the :test: role and the pages it links to
+    "search_entries",  # docs/_ext/search_entries.py: index entries kept for search
     "site_meta",  # docs/_ext/site_meta.py: sidebar captions axe-core accepts
     "tryit",  # docs/_ext/tryit.py: a Run button on in-process examples (Pyodide)
     "sphinx_sitemap",

@@ -44,7 +44,6 @@ What it costs
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
 import json
 import shutil
@@ -279,7 +278,6 @@ def builder_inited(app):
         return
     manifest = vendor_pyodide.ensure()
     snippets_zip = _snippets_zip()
-    digest = hashlib.sha256(snippets_zip).hexdigest()[:10]
     pyodide_dir = f"pyodide-{manifest['pyodide_version']}"
     fetched = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm"]
     fetched += ["python_stdlib.zip", "pyodide-lock.json"]
@@ -297,9 +295,12 @@ def builder_inited(app):
             "pyodide": f"{pyodide_dir}/",
             "pyodideVersion": manifest["pyodide_version"],
             "wheels": [f"wheels/{name}" for name in manifest["wheels"]],
-            "snippets": f"snippets-{digest}.zip",
+            # One name and whole megabytes: a page a rebuild leaves alone
+            # after a snippet changed still names the zip the build wrote,
+            # and says the same size (its 60 kB move no whole megabyte).
+            "snippets": "snippets.zip",
             "bytes": size,
-            "megabytes": f"{size / 1e6:.1f}",
+            "megabytes": f"{size / 1e6:.0f}",
         },
     }
 
@@ -410,9 +411,7 @@ def build_finished(app, exception):
     _mirror(manifest["pyodide_dir"], out / config["pyodide"].rstrip("/"))
     _mirror(manifest["wheels_dir"], out / "wheels")
     target = out / config["snippets"]
-    if not target.exists():
-        for old in out.glob("snippets-*.zip"):
-            old.unlink()
+    if not target.exists() or target.read_bytes() != app.tryit["snippets_zip"]:
         target.write_bytes(app.tryit["snippets_zip"])
 
 

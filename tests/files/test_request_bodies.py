@@ -3,7 +3,9 @@ to disk with bounded memory, failed uploads leave no file, the middleware,
 and Werkzeug 3.1's form limits with their exact 413s."""
 
 import io
+import sys
 import tracemalloc
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -164,6 +166,38 @@ def test_the_middleware_sets_input_terminated_only_for_a_chunked_body():
     assert seen[0]["wsgi.input_terminated"] is True
     assert "wsgi.input_terminated" not in seen[1]
     assert seen[2]["wsgi.input_terminated"] is False  # the server's own, kept
+
+
+def test_under_uwsgi_the_middleware_reads_the_body_with_chunked_read(monkeypatch):
+    """uWSGI's wsgi.input reads nothing of a chunked body: the middleware
+    reads it with uwsgi.chunked_read(), chunk by chunk, to its empty last
+    one (a stand-in for the module uWSGI gives its workers)."""
+    chunks = [b"first ", b"second", b""]
+    asked = []
+
+    def chunked_read(timeout):
+        asked.append(timeout)
+        return chunks.pop(0)
+
+    monkeypatch.setitem(
+        sys.modules, "uwsgi", SimpleNamespace(chunked_read=chunked_read)
+    )
+    seen = []
+    middleware = request_bodies.ChunkedInput(
+        lambda environ, start_response: seen.append(environ) or []
+    )
+    middleware({"HTTP_TRANSFER_ENCODING": "chunked", "uwsgi.version": b"2.0"}, None)
+    body = io.BufferedReader(seen[0]["wsgi.input"], buffer_size=4).read()
+    assert body == b"first second"
+    assert seen[0]["wsgi.input_terminated"] is True
+    assert asked == [30, 30, 30]  # three reads, the last one empty
+
+
+def test_the_listing_names_each_stored_upload_with_its_size(uploads):
+    (uploads / "a.txt").write_bytes(b"12345")
+    (uploads / ".half.part").write_bytes(b"x")  # a part in flight: not listed
+    body = app.test_client().get("/uploads").get_data(as_text=True)
+    assert body == "name\tbytes\na.txt\t5\n"
 
 
 def multipart_fields(fields, files=1):

@@ -16,8 +16,8 @@ self.tryitWaitForNext = () =>
     resumeNext = resolve;
   });
 
-async function fetchBytes(url) {
-  const response = await fetch(url);
+async function fetchBytes(url, options = {}) {
+  const response = await fetch(url, options);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
 }
@@ -31,7 +31,8 @@ async function init(config) {
   const [py, wheels, snippets, runtime] = await Promise.all([
     loadPyodide({ indexURL }),
     Promise.all(config.wheels.map((w) => fetchBytes(new URL(w, base)))),
-    fetchBytes(new URL(config.snippets, base)),
+    // snippets.zip keeps its name from build to build: ask past the cache.
+    fetchBytes(new URL(config.snippets, base), { cache: "no-cache" }),
     fetch(new URL("runtime.py", base)).then((r) => r.text()),
   ]);
   pyodide = py;
