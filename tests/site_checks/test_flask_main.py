@@ -73,6 +73,9 @@ def selection():
 # numbers move); a failing test by its node id. Each maps to the proof below.
 LIFECYCLE = "tests/state/test_lifecycle.py::test_"
 TEARDOWN_ONCE = "test_teardown_runs_once_after_the_body_on_flask_3_2"
+URLENCODED_LIMITED = (
+    "test_an_urlencoded_form_is_held_to_max_form_memory_size_on_werkzeug_3_2"
+)
 CHANGED = {
     'docs/state/lifecycle.rst: >>> print(*EVENTS, sep="\\n") [2]': TEARDOWN_ONCE,
     'docs/state/lifetime.rst: >>> client.get("/state").json["stale_g"]':
@@ -100,6 +103,11 @@ CHANGED = {
     f"{LIFECYCLE}stream_with_context_runs_teardown_before_the_first_chunk":
         TEARDOWN_ONCE,
     f"{LIFECYCLE}second_teardown_fails_after_the_last_chunk": TEARDOWN_ONCE,
+    'docs/files/uploads.rst: >>> forms.post("/form-then-stream", data=note).json':
+        URLENCODED_LIMITED,
+    "tests/files/test_uploads.py::"
+    "test_a_multipart_field_over_500_000_bytes_is_a_413_and_urlencoded_is_not":
+        URLENCODED_LIMITED,
 }  # fmt: skip
 
 
@@ -335,6 +343,17 @@ del environ["CONTENT_LENGTH"]
 print(repr(run_wsgi_app(app, environ, buffered=True)[1]))
 """
     assert on_both(code) == ("411 LENGTH REQUIRED", "411 Length Required")
+
+
+def test_an_urlencoded_form_is_held_to_max_form_memory_size_on_werkzeug_3_2():
+    """uploads.rst and request_bodies.rst: on Werkzeug 3.1 only a multipart
+    field is held to MAX_FORM_MEMORY_SIZE; on main an urlencoded one is too."""
+    code = """
+from snippets.uploads_forms import app
+note = {"note": "x" * 500_001}
+print(repr(app.test_client().post("/form-then-stream", data=note).status_code))
+"""
+    assert on_both(code) == (200, 413)
 
 
 def test_add_etag_is_sha3_256_on_werkzeug_3_2():
