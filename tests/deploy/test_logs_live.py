@@ -74,3 +74,51 @@ def test_what_a_server_prints_when_the_client_leaves(name):
         assert any(expected in line for line in noise), (expected, noise)
     if not EXPECTED[name]:
         assert noise == [], noise
+
+
+# uvicorn stops waiting for a running task after --timeout-graceful-shutdown
+# (2 s in the launcher); hypercorn serves from one process (--workers 0), so
+# stopping it cannot leave a worker behind.
+ASGI_SERVERS = {
+    "uvicorn-a2wsgi": ("uvicorn", (), {"bridge": "a2wsgi"}),
+    "uvicorn-asgiref": ("uvicorn", (), {"bridge": "asgiref"}),
+    "hypercorn": ("hypercorn", ("--graceful-timeout", "2", "--workers", "0"), {}),
+}
+CANCELLED = "ERROR:    Cancel 1 running task(s), timeout graceful shutdown exceeded"
+SEND_FAILED = "asyncio WARNING socket.send() raised exception."
+
+
+@pytest.mark.parametrize("name", ASGI_SERVERS)
+def test_what_an_asgi_server_prints_when_the_client_leaves(name):
+    """Behind uvicorn's bridges and hypercorn the generator is not closed
+    when the client leaves, so its "client left" line never comes. uvicorn
+    (a2wsgi or WsgiToAsgi) prints nothing about the departure; on SIGTERM it
+    waits its 2-second graceful timeout for the stream, then reports the
+    task it cancelled (a2wsgi adds a CancelledError traceback), and the
+    generator still logs nothing. hypercorn's stream goes on writing to the
+    closed socket, and asyncio logs one WARNING per write: the test waits
+    for ten of them."""
+    kind, args, options = ASGI_SERVERS[name]
+    target = "tests.deploy.logs_app:app"
+    with serve(kind, target, *args, stop_after=5, **options) as server:
+        start = len(server.log())
+        read_three_lines_and_leave(server.url)
+        if kind == "hypercorn":
+            assert wait_until(lambda: server.log().count(SEND_FAILED) >= 10, 20)
+            printed = server.log()[start:]
+        else:
+            server.stop(timeout=10)
+            printed = server.log()[start:]
+            assert server.proc.returncode is not None
+            assert "Finished server process" in printed
+    assert "client left after" not in printed
+    if kind == "hypercorn":
+        assert set(printed.splitlines()) == {SEND_FAILED}, printed
+        return
+    before_shutdown = printed.split("INFO:     Shutting down")[0]
+    assert not NOISE.search(before_shutdown), before_shutdown
+    assert CANCELLED in printed
+    traceback = "Exception in ASGI application" in printed
+    assert traceback == (name == "uvicorn-a2wsgi"), printed
+    if traceback:
+        assert "CancelledError: Task cancelled" in printed
