@@ -15,16 +15,13 @@ the wheels or the index it skips with a reason (fails under FSP_STRICT=1).
 """
 
 import ast
-import atexit
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import pytest
-
-from tests.servers import ROOT, STRICT
+from tests.flask_versions import pip_target
+from tests.servers import ROOT
 
 WHEELS = ROOT / "tests" / "wheels"
 NEXT = tuple(str(wheel) for wheel in sorted(WHEELS.glob("*.whl")))
@@ -37,21 +34,7 @@ def next_target() -> Path:
     serve it) into a temporary folder, once per process; return the folder."""
     if _TARGET:
         return _TARGET[0]
-    folder = tempfile.TemporaryDirectory(prefix="flask-next-")
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--disable-pip-version-check", "--only-binary", ":all:",
-         "--target", folder.name, *NEXT],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    if install.returncode != 0:
-        folder.cleanup()
-        reason = f"could not install {NEXT}: {install.stderr.strip()[-300:]}"
-        if STRICT:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    atexit.register(folder.cleanup)
-    _TARGET.append(Path(folder.name))
+    _TARGET.append(pip_target("flask-next-", *NEXT))
     return _TARGET[0]
 
 

@@ -51,6 +51,27 @@ def run_with_flask(release, folder, script):
 _FETCHED_FLASK: dict[str, Path] = {}
 
 
+def pip_target(prefix: str, *requirements: str) -> Path:
+    """``requirements`` installed (no dependencies, wheels only) into a
+    temporary folder that goes when the process exits. Without the index, or
+    with a wheel that will not install: skip (fail under FSP_STRICT=1)."""
+    folder = tempfile.TemporaryDirectory(prefix=prefix)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--disable-pip-version-check", "--only-binary", ":all:",
+         "--target", folder.name, *requirements],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    if install.returncode != 0:
+        folder.cleanup()
+        reason = f"could not install {requirements}: {install.stderr.strip()[-300:]}"
+        if STRICT:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    atexit.register(folder.cleanup)
+    return Path(folder.name)
+
+
 def fetched_flask(release: str) -> Path:
     """Fetch ``flask==release`` from the package index into a temporary folder,
     once per test process (the folder goes at exit). Put it first on the
@@ -58,20 +79,8 @@ def fetched_flask(release: str) -> Path:
     Jinja and extensions. Without the index: skip (fail under FSP_STRICT=1)."""
     if release in _FETCHED_FLASK:
         return _FETCHED_FLASK[release]
-    folder = tempfile.TemporaryDirectory(prefix=f"flask-{release}-")
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--only-binary", ":all:", "--target", folder.name, f"flask=={release}"],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    if install.returncode != 0:
-        folder.cleanup()
-        reason = f"could not fetch flask=={release}: {install.stderr.strip()[-300:]}"
-        if STRICT:
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    atexit.register(folder.cleanup)
-    _FETCHED_FLASK[release] = Path(folder.name)
+    folder = pip_target(f"flask-{release}-", f"flask=={release}")
+    _FETCHED_FLASK[release] = folder
     return _FETCHED_FLASK[release]
 
 
