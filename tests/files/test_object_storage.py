@@ -126,7 +126,9 @@ def test_an_unreachable_store_or_missing_credentials_is_a_502(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    unsigned = boto3.client(
+    # A session of its own: boto3's default one keeps the credentials it
+    # found first, and another test of this process may have set some.
+    unsigned = boto3.session.Session().client(
         "s3",
         endpoint_url="http://127.0.0.1:9",
         region_name="us-east-1",

@@ -148,7 +148,10 @@ def test_recipe_runs_as_a_file(page, tmp_path, monkeypatch):
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with contextlib_for(source, module_name, tmp_path) as (env, path_values):
+    with contextlib_for(source, module_name, tmp_path, monkeypatch) as (
+        env,
+        path_values,
+    ):
         for key, value in {**page_env, **env}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(tmp_path)
@@ -257,7 +260,7 @@ def openai_like_upstream(environ, start_response):
     yield b"data: [DONE]\n\n"
 
 
-def contextlib_for(source: str, module_name: str, folder: Path):
+def contextlib_for(source: str, module_name: str, folder: Path, monkeypatch):
     """What a recipe's code talks to, started for it: its environment and
     the values of its first route's path. Redis, in every variable it reads
     with a ``redis://`` default (and a Celery worker if it has a Celery app);
@@ -278,6 +281,12 @@ def contextlib_for(source: str, module_name: str, folder: Path):
             with serve("fake-llm") as provider:
                 yield {"OPENAI_BASE_URL": provider.url + "/v1"}, {}
         elif "boto3" in imports:
+            import boto3
+
+            # The recipe's client comes from boto3's default session, which
+            # keeps the credentials it finds first: a session for this test
+            # alone, so the fake ones below do not outlive it.
+            monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
             with serve("s3") as store:
                 s3 = store.client()
                 s3.create_bucket(Bucket="media")
