@@ -25,6 +25,12 @@ SERVERS = {
         (),
         {"worker_class": "gthread"},
     ),
+    "gunicorn-gevent": (
+        "gunicorn",
+        "tests.deploy.logs_app:app",
+        (),
+        {"worker_class": "gevent"},
+    ),
     "waitress": ("waitress", "tests.deploy.logs_app:app", (), {}),
     "uwsgi": ("uwsgi", "tests.deploy.logs_app:app", (), {}),
     "uwsgi-quiet": ("uwsgi", "tests.deploy.logs_app:app", UWSGI_QUIET, {}),
@@ -35,6 +41,7 @@ EXPECTED = {
     "flask-run": [],
     "gunicorn-sync": [],
     "gunicorn-gthread": [],
+    "gunicorn-gevent": [],
     "waitress": ["waitress INFO Client disconnected while serving /stream"],
     "uwsgi": [
         "SIGPIPE: writing to a closed pipe/socket/fd",
@@ -58,7 +65,7 @@ def read_three_lines_and_leave(url):
 def test_what_a_server_prints_when_the_client_leaves(name):
     """Every server closes the generator (its GeneratorExit branch logs
     "client left after N lines" at INFO). Werkzeug's server and gunicorn
-    print nothing else; waitress prints one INFO line; uWSGI prints a
+    (sync, gthread, gevent) print nothing else; waitress prints one INFO line; uWSGI prints a
     SIGPIPE warning, the write error and an OSError, unless told not to."""
     kind, target, args, options = SERVERS[name]
     with serve(kind, target, *args, **options) as server:
