@@ -65,8 +65,9 @@ def read_three_lines_and_leave(url):
 def test_what_a_server_prints_when_the_client_leaves(name):
     """Every server closes the generator (its GeneratorExit branch logs
     "client left after N lines" at INFO). Werkzeug's server and gunicorn
-    (sync, gthread, gevent) print nothing else; waitress prints one INFO line; uWSGI prints a
-    SIGPIPE warning, the write error and an OSError, unless told not to."""
+    (sync, gthread, gevent) print nothing else; waitress prints one INFO
+    line; uWSGI prints a SIGPIPE warning, the write error and an OSError,
+    unless told not to."""
     kind, target, args, options = SERVERS[name]
     with serve(kind, target, *args, **options) as server:
         start = len(server.log())
