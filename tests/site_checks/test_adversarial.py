@@ -19,6 +19,8 @@ that never ends is cut after MAX_CHUNKS chunks. One test client per app.
 from __future__ import annotations
 
 import asyncio
+import collections
+import copy
 import importlib
 import json
 import os
@@ -459,6 +461,31 @@ def virtual_clock(tmp_path_factory):
         for _name, _module, app in APPS:
             mp.setattr(app, "testing", False)  # errors become 500s, as served
         yield clock
+
+
+CONTAINERS = (list, dict, set, collections.deque)
+
+
+@pytest.fixture(autouse=True)
+def module_state_restored():
+    """What the hostile requests put in a snippet's module-level lists, dicts,
+    sets and deques (htmx's notes, a broker's history) is taken out again:
+    the pages share these modules, and their examples show the state the
+    snippet starts with."""
+    saved = [
+        (value, copy.copy(value))
+        for module in [*MODULES.values(), *QUART_MODULES.values()]
+        for value in vars(module).values()
+        if type(value) in CONTAINERS
+    ]
+    yield
+    for value, before in saved:
+        if value != before:
+            value.clear()
+            if isinstance(value, dict | set):
+                value.update(before)
+            else:
+                value.extend(before)
 
 
 @pytest.fixture(scope="module")

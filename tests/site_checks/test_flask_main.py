@@ -152,6 +152,9 @@ def run_pytest(args, env):
     return failed, run.stdout, summary
 
 
+# About 22 s of one core on a quiet machine, two pytest runs of 750 items;
+# a clean-clone run beside another took over 120 s (the suite's default).
+@pytest.mark.timeout(600)
 @pytest.mark.no_cover
 def test_in_process_tier_on_flask_main():
     """The selected examples and in-process tests on Flask and Werkzeug main,
