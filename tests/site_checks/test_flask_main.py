@@ -135,13 +135,18 @@ def nodeid_keys(path: str) -> dict[str, str]:
 
 
 def run_pytest(args, env):
-    """Run pytest on ``args`` in ``env``; (failed node ids, stdout, summary)."""
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-cov",
-         "-n", "0", "-q", "-m", "not slow",
-         *(f"--deselect={nodeid}" for nodeid in DESELECT), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    """Run pytest on ``args`` in ``env``; (failed node ids, stdout, summary).
+    Its own --basetemp: without one, each run numbers a new
+    /tmp/pytest-of-<user>/pytest-N and removes all but the newest three,
+    the outer run's among them while its workers still use it (a clean-clone
+    run failed 9 tests with FileExistsError on its popen-gw1 folder)."""
+    with tempfile.TemporaryDirectory(prefix="flask-main-run-") as tmp:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-cov",
+             "-n", "0", "-q", "-m", "not slow", f"--basetemp={tmp}/basetemp",
+             *(f"--deselect={nodeid}" for nodeid in DESELECT), *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
     assert " passed" in summary, run.stdout[-3000:] + run.stderr[-2000:]
     failed = {
