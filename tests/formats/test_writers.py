@@ -61,6 +61,9 @@ def test_the_report_is_a_valid_zip_of_the_csv(monkeypatch):
     assert lines[-1] == "999,998001" and len(lines) == 1001
 
 
+ZLIB_STATE = (1 << 17) + (1 << 18)
+
+
 @pytest.mark.parametrize("path", ["/rows.csv?rows=300000", "/report.zip"])
 def test_peak_memory_stays_flat_while_a_large_output_streams(monkeypatch, path):
     """The baseline, measured here too: the same writer into an io.BytesIO
@@ -87,7 +90,12 @@ def test_peak_memory_stays_flat_while_a_large_output_streams(monkeypatch, path):
     # instead of after each member: 16 bytes fewer.
     assert whole <= size <= whole + 16 and size > 2_000_000
     assert buffered_peak > whole  # the whole output was in memory
-    assert streamed_peak < (QUEUE_CHUNKS + 4) * CHUNK_BYTES < buffered_peak / 2
+    # The queue, a chunk in the writer's hands and one in the client's, and
+    # for the ZIP, zlib's deflate state at the default level: 128 KiB of
+    # window and 256 KiB of hash (1 << 17 and 1 << 18). A clean-clone run
+    # measured 804,124 bytes for the ZIP, above the 12 chunks this allowed.
+    bound = (QUEUE_CHUNKS + 2) * CHUNK_BYTES + ZLIB_STATE
+    assert streamed_peak < bound < buffered_peak / 2
     print(f"{path}: {size:,} bytes, peak {streamed_peak:,} (whole: {buffered_peak:,})")
 
 
